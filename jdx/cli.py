@@ -82,8 +82,9 @@ def cmd_eval(args) -> None:
     from .evaluate import accuracy, counterfactual_flips, sample_quality
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device)
-    data = model.info.data.get("name", "fashion-mnist")
-    test = load_dataset(data if not data.startswith("folder:") else args.data, "test")
+    data = args.data or model.info.data.get("source", "fashion-mnist")
+    c = model.info.data
+    test = load_dataset(data, "test", c.get("image_size", 28), c.get("channels", 1))
     if args.limit:
         test.images, test.labels = test.images[: args.limit], test.labels[: args.limit]
     report = {"checkpoint": str(model.info.path), "kind": model.kind, "device": str(device)}
@@ -92,10 +93,10 @@ def cmd_eval(args) -> None:
         report["test_images"] = len(test)
     if model.kind == "joint":
         report["accuracy_vs_t"] = {str(t): accuracy(model, test, t, seed=args.seed)
-                                   for t in (0, 25, 50, 100, 200, 300, 400, model.schedule.T)}
+                                   for t in sorted({t * model.schedule.T // 500 for t in (0, 25, 50, 100, 200, 300, 400, 500)})}
     if model.kind in ("joint", "ddpm") and args.fid_samples > 0:
         clf = load_model(args.feature_classifier, device)
-        train_set = load_dataset(data, "train")
+        train_set = load_dataset(data, "train", c.get("image_size", 28), c.get("channels", 1))
         report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, args.batch,
                                      args.seed, args.guidance if model.kind == "joint" else 0.0))
     if model.kind == "joint" and args.cf_n > 0:
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cf-guidance", type=float, default=CF_GUIDANCE)
     p.add_argument("--cf-steps", type=int, default=25)
     p.add_argument("--limit", type=int, default=0, help="use only the first N test images")
-    p.add_argument("--data", default="fashion-mnist", help="data set for a folder-trained checkpoint")
+    p.add_argument("--data", default=None, help="evaluate on this data set instead of the one it was trained on")
     p.add_argument("--write", action="store_true", help="record the results in the checkpoint's JSON")
     _common(p)
     p.set_defaults(func=cmd_eval)

@@ -228,7 +228,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         runner = torch.compile(runner)
     gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank + step)
 
-    data_meta = {"name": train_set.name, "image_size": cfg.image_size, "channels": cfg.channels,
+    data_meta = {"name": train_set.name, "source": cfg.data, "image_size": cfg.image_size, "channels": cfg.channels,
                  "class_names": train_set.class_names, "range": [-1, 1],
                  "normalisation": "x = pixel / 127.5 - 1 (pixel in 0..255); user images: grey, padded square, "
                                   "Lanczos-resized, inverted when the background is light (data show bright objects on black)"}

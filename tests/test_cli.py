@@ -1,0 +1,110 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jdx
+from jdx.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def images(tmp_path, shapes_dir):
+    a = shapes_dir / "square" / "0.png"
+    b = tmp_path / "photo.jpg"                                  # RGB, non-square, light background
+    Image.new("RGB", (60, 40), (245, 245, 245)).save(b)
+    return [str(a), str(b)]
+
+
+def test_help_and_module_entry_point():
+    r = subprocess.run([sys.executable, "-m", "jdx", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "counterfactual" in r.stdout
+    for cmd in ("train", "eval", "sample", "predict", "counterfactual", "trajectory"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+
+
+def test_eval_json(tiny_joint, tiny_classifier, capsys):
+    assert main(["eval", str(tiny_joint), "--json", "--fid-samples", "20", "--steps", "3", "--cf-n", "4",
+                 "--cf-steps", "2", "--cf-noise", "20", "--feature-classifier", str(tiny_classifier), "--write"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("test_accuracy", "fid", "fid_floor_train_vs_test", "guided_accuracy", "cf_flip_joint",
+                "cf_flip_separate", "cf_mean_l1", "accuracy_vs_t"):
+        assert key in r, key
+    assert 0 <= r["test_accuracy"] <= 1 and r["fid"] >= 0
+    assert jdx.load(tiny_joint).info.metrics["fid"] == r["fid"]
+
+
+def test_sample_png_and_npz(tiny_joint, tmp_path):
+    assert main(["sample", str(tiny_joint), "--n", "4", "--steps", "3", "--out", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size[0] > 16
+    assert main(["sample", str(tiny_joint), "--n", "3", "--class", "vbar", "--steps", "3", "--guidance", "2",
+                 "--out", str(tmp_path / "s.npz")]) == 0
+    z = np.load(tmp_path / "s.npz")
+    assert z["images"].shape == (3, 16, 16, 1) and z["images"].dtype == np.uint8 and list(z["labels"]) == [2, 2, 2]
+    assert main(["sample", str(tiny_joint), "--n", "2", "--weights", "1,1,0", "--steps", "2", "--sampler", "ddpm",
+                 "--out", str(tmp_path / "m.npz")]) == 0
+
+
+def test_sample_is_seeded(tiny_joint, tmp_path):
+    for name in ("a", "b"):
+        assert main(["sample", str(tiny_joint), "--n", "2", "--steps", "3", "--seed", "5", "--out", str(tmp_path / f"{name}.npz")]) == 0
+    assert np.array_equal(np.load(tmp_path / "a.npz")["images"], np.load(tmp_path / "b.npz")["images"])
+
+
+def test_predict_json(tiny_joint, images, capsys):
+    assert main(["predict", str(tiny_joint), *images, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["image"] for r in rows] == images
+    for r in rows:
+        assert r["label"] in ("hbar", "square", "vbar") and len(r["probs"]) == 3
+        assert abs(sum(r["probs"]) - 1) < 1e-4 and r["probs"][r["index"]] == max(r["probs"])
+    assert main(["predict", str(tiny_joint), images[0], "--t", "20"]) == 0
+
+
+def test_counterfactual_writes_same_size_and_mode(tiny_joint, images, tmp_path):
+    out = tmp_path / "cf"
+    assert main(["counterfactual", str(tiny_joint), *images, "--target", "vbar", "--noise", "20", "--steps", "3",
+                 "--out", str(out)]) == 0
+    for src in images:
+        res = Image.open(out / f"{Path(src).stem}.png")
+        orig = Image.open(src)
+        assert res.size == orig.size and res.mode == orig.mode
+    rows = [json.loads(line) for line in (out / "summary.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["target"] == "vbar" and r["l1"] >= 0 and len(r["probs_after"]) == 3 for r in rows)
+
+
+def test_trajectory_gif_and_png(tiny_joint, images, tmp_path):
+    assert main(["trajectory", str(tiny_joint), "--steps", "4", "--out", str(tmp_path / "t.gif")]) == 0
+    gif = Image.open(tmp_path / "t.gif")
+    assert gif.n_frames == 5
+    assert main(["trajectory", str(tiny_joint), images[0], "--noise", "30", "--steps", "3", "--class", "0",
+                 "--out", str(tmp_path / "t.png")]) == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["predict", "missing-ckpt", "x.png"], "missing-ckpt.json"),
+    (["sample", "{ck}", "--class", "giraffe", "--out", "{tmp}/x.png"], "unknown class 'giraffe'"),
+    (["sample", "{ck}", "--weights", "1,2", "--out", "{tmp}/x.png"], "--weights needs 3"),
+    (["sample", "{ck}", "--out", "{tmp}/x.txt", "--steps", "1", "--n", "1"], "must end in .png or .npz"),
+    (["predict", "{ck}", "{tmp}/nothing.png"], "not a readable image"),
+    (["counterfactual", "{ck}", "{img}", "--target", "1", "--noise", "999", "--out", "{tmp}/o"], "t* must be in"),
+])
+def test_errors_exit_2_with_a_message(tiny_joint, images, tmp_path, capsys, argv, message):
+    argv = [a.format(ck=tiny_joint, tmp=tmp_path, img=images[0]) for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ddpm_has_no_classifier(tmp_path, shapes_dir, capsys):
+    from conftest import TINY
+    assert main(["train", "ddpm", "--data", str(shapes_dir), "--out", str(tmp_path / "d"), "--steps", "2"] + TINY) == 0
+    assert main(["predict", str(tmp_path / "d"), str(shapes_dir / "square" / "0.png")]) == 2
+    assert main(["sample", str(tmp_path / "d"), "--class", "0", "--out", str(tmp_path / "x.png"), "--steps", "1"]) == 2
+    assert "needs a joint model" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+import os
+import subprocess
+import sys
+
+import torch
+
+import jdx
+from jdx.cli import main
+from jdx.train import EMA, labelled_indices
+from conftest import TINY
+
+
+def test_tiny_joint_checkpoint_records_its_training(tiny_joint):
+    m = jdx.load(tiny_joint)
+    t = m.info.training
+    assert t["command"].startswith("jdx train joint") and t["steps"] == 10 and t["wall_time_s"] > 0
+    assert m.info.class_names == ["hbar", "square", "vbar"]
+    assert "test_accuracy" in m.info.metrics and "test_diffusion_loss" in m.info.metrics
+
+
+def test_joint_training_learns_the_shapes(tmp_path, shapes_dir):
+    """60 steps on three easy shapes: the shared classifier must beat chance (1/3) by far."""
+    out = tmp_path / "j"
+    assert main(["train", "joint", "--data", str(shapes_dir), "--out", str(out), "--steps", "60", "--lam", "1",
+                 "--lr", "2e-3", "--warmup", "5", "--eval-every", "60"] + TINY[:-5] + ["--eval-n", "64", "--quiet"]) == 0
+    assert jdx.load(out).info.metrics["test_accuracy"] >= 0.8
+
+
+def test_resume_continues_where_it_stopped(tmp_path, shapes_dir):
+    out = tmp_path / "r"
+    args = ["train", "ddpm", "--data", str(shapes_dir), "--out", str(out)] + TINY
+    assert main(args + ["--steps", "4"]) == 0
+    assert main(args + ["--steps", "7", "--resume"]) == 0
+    t = jdx.load(out).info.training
+    assert t["steps"] == 7 and len(t["commands"]) == 2 and t["commands"][1].endswith("--resume")
+    assert main(["train", "ddpm", "--data", str(shapes_dir), "--out", str(tmp_path / "none"), "--resume"] + TINY) == 2
+
+
+def test_seeded_training_is_deterministic(tmp_path, shapes_dir):
+    for name in ("a", "b"):
+        assert main(["train", "joint", "--data", str(shapes_dir), "--out", str(tmp_path / name), "--steps", "3"] + TINY) == 0
+    a, b = jdx.load(tmp_path / "a"), jdx.load(tmp_path / "b")
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
+def test_labels_per_class():
+    labels = torch.tensor([0] * 10 + [1] * 10 + [2] * 10)
+    idx = labelled_indices(labels, 3, seed=0)
+    assert torch.bincount(labels[idx]).tolist() == [3, 3, 3]
+    assert torch.equal(idx, labelled_indices(labels, 3, seed=0))
+    assert len(labelled_indices(labels, 0, 0)) == 30
+
+
+def test_semi_supervised_run(tmp_path, shapes_dir):
+    assert main(["train", "joint", "--data", str(shapes_dir), "--out", str(tmp_path / "s"), "--steps", "3",
+                 "--labels-per-class", "2"] + TINY) == 0
+
+
+def test_ema_tracks_weights():
+    m = torch.nn.Linear(2, 2)
+    ema = EMA(m, decay=0.5)
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m, step=1000)
+    torch.testing.assert_close(ema.model.weight, m.weight - 0.5)
+
+
+def test_torchrun_two_cpu_processes(tmp_path, shapes_dir):
+    """DistributedDataParallel with gloo: two processes train one model and rank 0 saves it."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "jdx",
+           "train", "joint", "--data", str(shapes_dir), "--out", str(out), "--steps", "3", "--device", "cpu"] + TINY
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    t = jdx.load(out).info.training
+    assert t["processes"] == 2 and t["steps"] == 3
