@@ -15,7 +15,7 @@ import torch
 
 from jdx import checkpoint
 from jdx.generate import generate
-from jdx.train import TrainConfig, autocast, build_model, build_objective, pick_device
+from jdx.train import TrainConfig, autocast, cpu_has_bf16, build_model, build_objective, pick_device
 
 
 def sync(device):
@@ -59,6 +59,14 @@ def time_sample(model, batch: int, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
+def time_call(fn, repeats: int) -> float:
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -80,10 +88,20 @@ def main() -> None:
     print("|---|---|---|---|")
     for batch in (128,):
         s = time_train(cfg, device, batch, n, args.compile)
-        print(f"| training step ({'bf16' if cfg.amp and (device.type == 'cuda') else 'fp32' if device.type != 'cuda' else 'fp32'}) | {batch} | {s * 1000:.0f} ms | {batch / s:.0f} images/s |", flush=True)
+        precision = "bf16" if cfg.amp and (device.type == "cuda" or cpu_has_bf16()) else "fp32"
+        print(f"| training step ({precision}) | {batch} | {s * 1000:.0f} ms | {batch / s:.0f} images/s |", flush=True)
     for batch in (1, 64):
         s = time_sample(model, batch, 3 if device.type == "cuda" or batch == 1 else 1)
         print(f"| sampling, 50 DDIM steps | {batch} | {s:.2f} s | {batch / s:.1f} images/s |", flush=True)
+    if hasattr(model, "classify"):
+        from jdx.counterfactual import counterfactual
+        c = model.unet.config
+        x = torch.rand(1, c.in_channels, c.image_size, c.image_size, device=device) * 2 - 1
+        s = time_call(lambda: (model.predict(x), sync(device)), 20)
+        print(f"| predict (encoder + head) | 1 | {s * 1000:.1f} ms | |", flush=True)
+        w = torch.eye(model.num_classes)[1]
+        s = time_call(lambda: (counterfactual(model, x, w, t_star=200, scale=60, steps=25), sync(device)), 3)
+        print(f"| counterfactual, t* = 200, 25 guided DDIM steps | 1 | {s:.2f} s | |", flush=True)
 
 
 if __name__ == "__main__":
