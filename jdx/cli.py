@@ -271,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default=d.schedule, choices=["linear", "cosine"])
     p.add_argument("--T", type=int, default=d.T)
     p.add_argument("--resume", action="store_true", help="continue from NAME.train-state.pt")
+    p.add_argument("--init", default="", help="fine-tune: start from this checkpoint's weights, fresh optimizer")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common(p)
     p.set_defaults(func=cmd_train)

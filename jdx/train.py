@@ -53,6 +53,7 @@ class TrainConfig:
     compile: bool = False            # torch.compile the objective (helps on CUDA)
     max_minutes: float = 0.0         # stop (and save) after this much wall time in this process; 0: no limit
     save_dtype: str = "float32"      # float16 halves the shipped file (weights are cast back on load)
+    init: str = ""                   # start from this checkpoint's weights (fresh optimizer): fine-tuning
     # model shape
     image_size: int = 28
     channels: int = 1
@@ -218,6 +219,15 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         step, elapsed = state["step"], state["elapsed"]
         history, commands = list(state.get("history", [])), list(state.get("commands", []))
         torch.manual_seed(cfg.seed + rank + step)  # fresh but reproducible noise after a resume
+    elif cfg.init:
+        # Fine-tune: the (EMA) weights of a finished checkpoint, a fresh optimizer and schedule.
+        source = checkpoint.load(cfg.init, device)
+        if source.config_dict() != model.config_dict():
+            raise ValueError(f"--init {cfg.init}: its architecture differs from the one asked for; pass the same "
+                             "model options as its training command")
+        model.load_state_dict(source.state_dict())
+        ema.model.load_state_dict(source.state_dict())
+        history = [{"init": str(cfg.init), "init_training": source.info.training.get("commands", [])}]
     commands.append(command)
 
     objective = build_objective(cfg, model)
@@ -236,7 +246,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
     def save() -> None:
         if rank != 0:
             return
-        metrics = history[-1]["metrics"] if history else {}
+        metrics = history[-1].get("metrics", {}) if history else {}
         training = {"command": command, "commands": commands, "steps": step, "wall_time_s": round(elapsed, 1),
                     "device": device_name(device), "processes": world, "config": _jsonable(asdict(cfg)),
                     "history": history}
@@ -290,7 +300,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
             t_last = now
             out_of_time = cfg.max_minutes > 0 and now - t_begin > 60 * cfg.max_minutes
             if now - last_save > cfg.save_every_s or step == cfg.steps or out_of_time:
-                if out_of_time and rank == 0 and (not history or history[-1]["step"] != step):
+                if out_of_time and rank == 0 and (not history or history[-1].get("step") != step):
                     history.append({"step": step, "metrics": evaluate(ema.model, test_set, cfg.eval_n, device),
                                     "train_loss": run_loss, "stopped": "max_minutes"})
                 save()
