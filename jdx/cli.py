@@ -13,7 +13,7 @@ import torch
 
 from . import checkpoint
 from .checkpoint import CheckpointError
-from .data import DataError, load_dataset, prepare_image, restore_like
+from .data import DataError, Prepared, load_dataset, prepare_image, restore_like, to_uint8
 from .train import TrainConfig, pick_device
 
 # Defaults chosen from the measurements in README.md (guided samples and counterfactuals of the shipped model).
@@ -66,6 +66,14 @@ def class_weights(args, model) -> list[float] | None:
 
 def load_model(path: str, device: torch.device):
     return checkpoint.load(path, device)
+
+
+def model_input(model, path: str) -> tuple[torch.Tensor, "Prepared"]:
+    """An image file prepared for this checkpoint's size and channels: (1, C, H, W) in [−1, 1], and the
+    preparation (to map an edit back onto the original)."""
+    c = model.info.data
+    prep = prepare_image(path, c.get("image_size", 28), c.get("channels", 1))
+    return prep.pixels[None].float() / 127.5 - 1, prep
 
 
 # ---------- subcommands ------------------------------------------------------------------------------------
@@ -128,10 +136,13 @@ def cmd_sample(args) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
-        from .data import to_uint8
-        labels = np.full(args.n, int(np.argmax(w)) if w is not None and max(w) == sum(w) else -1)
-        if hasattr(model, "predict"):
-            labels = model.predict(images.to(device)).argmax(-1).cpu().numpy() if w is None else labels
+        # labels: the target class for single-class guidance, else the model's own verdict (-1: no classifier)
+        if w is not None and max(w) == sum(w):
+            labels = np.full(args.n, int(np.argmax(w)))
+        elif hasattr(model, "predict"):
+            labels = model.predict(images.to(device)).argmax(-1).cpu().numpy()
+        else:
+            labels = np.full(args.n, -1)
         np.savez_compressed(out, images=to_uint8(images), labels=labels)
     elif out.suffix.lower() in (".png", ".jpg", ".webp"):
         grid(images, nrow=min(args.n, 10)).save(out)
@@ -146,10 +157,9 @@ def cmd_predict(args) -> None:
     if not hasattr(model, "predict"):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: it has no classifier")
     names = model.info.class_names
-    c = model.info.data
     g = torch.Generator().manual_seed(args.seed)
     for path in args.images:
-        x = prepare_image(path, c.get("image_size", 28), c.get("channels", 1)).pixels[None].float() / 127.5 - 1
+        x, _ = model_input(model, path)
         probs = model.predict(x.to(device), args.t, generator=g)[0].cpu()
         k = int(probs.argmax())
         if args.json:
@@ -166,13 +176,11 @@ def cmd_counterfactual(args) -> None:
     model = load_model(args.ckpt, device)
     names = model.info.class_names
     k = resolve_class(args.target, names)
-    c = model.info.data
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "summary.jsonl", "w") as summary:
         for path in args.images:
-            prep = prepare_image(path, c.get("image_size", 28), c.get("channels", 1))
-            x = prep.pixels[None].float() / 127.5 - 1
+            x, prep = model_input(model, path)
             w = [0.0] * len(names)
             w[k] = 1.0
             cf = counterfactual(model, x, w, t_star=args.noise, scale=args.guidance, steps=args.steps, seed=args.seed)
@@ -197,8 +205,7 @@ def cmd_trajectory(args) -> None:
     w = class_weights(args, model)
     x_T, t_start = None, None
     if args.image:
-        c = model.info.data
-        x0 = prepare_image(args.image, c.get("image_size", 28), c.get("channels", 1)).pixels[None].float() / 127.5 - 1
+        x0, _ = model_input(model, args.image)
         g = torch.Generator().manual_seed(args.seed)
         t_start = args.noise
         x_T = model.schedule.noise_to(x0, t_start, torch.randn(x0.shape, generator=g))
@@ -297,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate images, optionally guided toward a class or class mixture")
     p.add_argument("ckpt")
     p.add_argument("--n", type=int, default=16)
-    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (images uint8 N×H×W×C, labels)")
+    p.add_argument("--out", required=True, help="FILE.png (a grid) or FILE.npz (images uint8 N×H×W×C; labels: "
+                   "the guided class, else the model's prediction, -1 without a classifier)")
     _class_options(p)
     _common(p)
     p.set_defaults(func=cmd_sample)

@@ -7,7 +7,7 @@ The joint model's classifier reads the encoder blocks and the bottleneck; the pr
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch

@@ -1,5 +1,4 @@
 """The minimal app: handlers called directly, and one launched-app round trip through gradio_client."""
-import os
 from pathlib import Path
 
 import pytest
