@@ -102,13 +102,13 @@ def cmd_eval(args) -> None:
     if model.kind == "joint":
         report["accuracy_vs_t"] = {str(t): accuracy(model, test, t, seed=args.seed)
                                    for t in sorted({t * model.schedule.T // 500 for t in (0, 25, 50, 100, 200, 300, 400, 500)})}
+    needs_clf = (model.kind in ("joint", "ddpm") and args.fid_samples > 0) or (model.kind == "joint" and args.cf_n > 0)
+    clf = load_model(args.feature_classifier, device) if needs_clf else None
     if model.kind in ("joint", "ddpm") and args.fid_samples > 0:
-        clf = load_model(args.feature_classifier, device)
         train_set = load_dataset(data, "train", c.get("image_size", 28), c.get("channels", 1))
         report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, args.batch,
                                      args.seed, args.guidance if model.kind == "joint" else 0.0))
     if model.kind == "joint" and args.cf_n > 0:
-        clf = load_model(args.feature_classifier, device) if Path(args.feature_classifier + ".json").exists() else None
         report.update(counterfactual_flips(model, clf, test, args.cf_n, args.cf_noise, args.cf_guidance,
                                            args.cf_steps, seed=args.seed))
     if args.write:

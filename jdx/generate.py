@@ -50,10 +50,9 @@ def generate(model: nn.Module, n: int, *, weights=None, scale: float = 0.0, samp
 
 
 def generate_batched(model: nn.Module, n: int, batch: int = 256, labels: Tensor | None = None, progress=None,
-                     **kwargs) -> Tensor:
+                     seed: int = 0, **kwargs) -> Tensor:
     """generate() in batches (for FID); labels (n,) turn into one-hot guidance targets per image."""
     out = []
-    seed = kwargs.pop("seed", 0)
     for i in range(0, n, batch):
         m = min(batch, n - i)
         w = None

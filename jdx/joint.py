@@ -69,7 +69,7 @@ class DiffusionModel(nn.Module):
         return self.unet(x_t, t).out
 
     def eps_fn(self, x_t: Tensor, t: int) -> Tensor:
-        """The sampler interface: eps_fn(x_t, t) -> ε̂."""
+        """The sampler interface: eps_fn(x_t, t) -> ε̂ (a method, so that subclasses overriding eps follow)."""
         return self.eps(x_t, t)
 
     def forward(self, x_t: Tensor, t: Tensor, return_features: bool = False) -> JointOutput:

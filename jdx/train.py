@@ -25,6 +25,7 @@ from .augment import augment
 from .classifier import ClassifierConfig, ClassifierObjective, FeatureClassifier
 from .data import Dataset, load_dataset
 from .diffusion import ScheduleConfig
+from .evaluate import accuracy
 from .joint import DiffusionModel, DiffusionObjective, HeadConfig, JointModel, JointObjective
 from .unet import UNetConfig
 
@@ -151,28 +152,24 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, test: Dataset, n: int, device: torch.device, batch: int = 500) -> dict:
-    """Test accuracy (classifiers, at t = 0) and the diffusion loss on fixed noise (diffusion models)."""
+    """Accuracy at t = 0 (classifiers) and the diffusion loss on fixed noise (diffusion models), on the
+    first n test images."""
     model.eval()
-    n = min(n, len(test))
-    g = torch.Generator().manual_seed(1234)
-    correct, diff, seen = 0, 0.0, 0
-    for i in range(0, n, batch):
-        x0 = test.to_model(slice(i, min(i + batch, n))).to(device)
-        y = test.labels[i:i + batch][: len(x0)].to(device)
-        if isinstance(model, (JointModel, FeatureClassifier)):
-            correct += (model.predict(x0).argmax(-1) == y).sum().item()
-        if isinstance(model, DiffusionModel):
+    subset = Dataset(test.images[:n], test.labels[:n], test.class_names, test.name)
+    out = {}
+    if isinstance(model, (JointModel, FeatureClassifier)):
+        out["test_accuracy"] = accuracy(model, subset, batch=batch)
+    if isinstance(model, DiffusionModel):
+        g = torch.Generator().manual_seed(1234)
+        total = 0.0
+        for i in range(0, len(subset), batch):
+            x0 = subset.to_model(slice(i, i + batch)).to(device)
             t = torch.randint(1, model.schedule.T + 1, (len(x0),), generator=g).to(device)
             eps = torch.randn(x0.shape, generator=g).to(device)
             eps_hat = model.eps(model.schedule.noise_to(x0, t, eps), t)
-            diff += F.mse_loss(eps_hat.float(), eps, reduction="sum").item() / eps[0].numel()
-        seen += len(x0)
-    out = {}
-    if isinstance(model, (JointModel, FeatureClassifier)):
-        out["test_accuracy"] = correct / seen
-    if isinstance(model, DiffusionModel):
-        out["test_diffusion_loss"] = diff / seen
-    out["eval_images"] = seen
+            total += F.mse_loss(eps_hat.float(), eps, reduction="sum").item() / eps[0].numel()
+        out["test_diffusion_loss"] = total / len(subset)
+    out["eval_images"] = len(subset)
     return out
 
 
