@@ -38,32 +38,18 @@ def time_train(cfg: TrainConfig, device, batch: int, steps: int, compile_: bool)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
-    for _ in range(3 if not compile_ else 10):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    return (time.perf_counter() - t0) / steps
+    return time_call(step, steps, device, warmup=10 if compile_ else 3)
 
 
-def time_sample(model, batch: int, repeats: int) -> float:
-    device = next(model.parameters()).device
-    generate(model, batch, steps=5)
+def time_call(fn, repeats: int, device, warmup: int = 1) -> float:
+    """Mean seconds per call of fn after warm-up calls, with the GPU drained before each clock read."""
+    for _ in range(warmup):
+        fn()
     sync(device)
-    t0 = time.perf_counter()
-    for i in range(repeats):
-        generate(model, batch, steps=50, seed=i)
-    sync(device)
-    return (time.perf_counter() - t0) / repeats
-
-
-def time_call(fn, repeats: int) -> float:
-    fn()
     t0 = time.perf_counter()
     for _ in range(repeats):
         fn()
+    sync(device)
     return (time.perf_counter() - t0) / repeats
 
 
@@ -91,16 +77,16 @@ def main() -> None:
         precision = "bf16" if cfg.amp and (device.type == "cuda" or cpu_has_bf16()) else "fp32"
         print(f"| training step ({precision}) | {batch} | {s * 1000:.0f} ms | {batch / s:.0f} images/s |", flush=True)
     for batch in (1, 64):
-        s = time_sample(model, batch, 3 if device.type == "cuda" or batch == 1 else 1)
+        s = time_call(lambda: generate(model, batch, steps=50), 3 if device.type == "cuda" or batch == 1 else 1, device)
         print(f"| sampling, 50 DDIM steps | {batch} | {s:.2f} s | {batch / s:.1f} images/s |", flush=True)
     if hasattr(model, "classify"):
         from jdx.counterfactual import counterfactual
         c = model.unet.config
         x = torch.rand(1, c.in_channels, c.image_size, c.image_size, device=device) * 2 - 1
-        s = time_call(lambda: (model.predict(x), sync(device)), 20)
+        s = time_call(lambda: model.predict(x), 20, device)
         print(f"| predict (encoder + head) | 1 | {s * 1000:.1f} ms | |", flush=True)
         w = torch.eye(model.num_classes)[1]
-        s = time_call(lambda: (counterfactual(model, x, w, t_star=200, scale=60, steps=25), sync(device)), 3)
+        s = time_call(lambda: counterfactual(model, x, w, t_star=200, scale=60, steps=25), 3, device)
         print(f"| counterfactual, t* = 200, 25 guided DDIM steps | 1 | {s:.2f} s | |", flush=True)
 
 
