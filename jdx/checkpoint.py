@@ -40,9 +40,14 @@ def _build_classifier(c: dict) -> nn.Module:
     return FeatureClassifier(ClassifierConfig(**c["classifier"]))
 
 
+def _build_toy(c: dict) -> nn.Module:
+    from .toy import ToyConfig, ToyJointModel
+    return ToyJointModel(ToyConfig(**c["toy"]))
+
+
 # kind → builder from the JSON "config"; later model families register here.
 REGISTRY: dict[str, Callable[[dict], nn.Module]] = {
-    "ddpm": _build_ddpm, "joint": _build_joint, "classifier": _build_classifier,
+    "ddpm": _build_ddpm, "joint": _build_joint, "classifier": _build_classifier, "toy": _build_toy,
 }
 
 

@@ -79,11 +79,36 @@ def model_input(model, path: str) -> tuple[torch.Tensor, "Prepared"]:
 # ---------- subcommands ------------------------------------------------------------------------------------
 
 def cmd_train(args) -> None:
+    if args.kind == "toy":
+        return train_toy_cmd(args)
     from .train import train
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     command = "jdx " + " ".join(shlex.quote(a) for a in args.argv)
     stem = train(cfg, resume=args.resume, command=command, quiet=args.quiet)
     print(f"checkpoint: {stem}.safetensors + {stem}.json")
+
+
+def train_toy_cmd(args) -> None:
+    from tqdm import tqdm
+
+    from .toy import TOY_SETS, ToyConfig, train_toy
+    if args.data not in TOY_SETS:
+        raise UsageError(f"jdx train toy needs --data {'|'.join(TOY_SETS)}, got {args.data!r}")
+    cfg = ToyConfig(args.data, T=args.T if args.T != TrainConfig().T else ToyConfig().T)
+    bar = tqdm(total=args.steps, desc=f"train toy {args.data}", disable=args.quiet)
+
+    def progress(step, mse, ce):
+        bar.update(1)
+        if step % 100 == 0:
+            bar.set_postfix(mse=f"{mse:.4f}", ce=f"{ce:.3f}")
+    model, metrics = train_toy(cfg, args.steps, args.batch_size, args.lr, args.lam, args.seed, progress)
+    bar.close()
+    command = "jdx " + " ".join(shlex.quote(a) for a in args.argv)
+    out = args.out or f"checkpoints/toy-{args.data}"
+    training = {"command": command, "steps": args.steps, "wall_time_s": metrics["wall_time_s"], "device": "cpu"}
+    stem = checkpoint.save(model, out, {"name": args.data, "class_names": TOY_SETS[args.data][1], "dims": 2},
+                           training, {"test_accuracy": metrics["test_accuracy"]})
+    print(f"test accuracy {metrics['test_accuracy']:.4f}; checkpoint: {stem}.safetensors + {stem}.json")
 
 
 def cmd_eval(args) -> None:
@@ -247,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a joint, diffusion-only (ddpm) or feature classifier model")
-    p.add_argument("kind", choices=["joint", "ddpm", "classifier"])
+    p.add_argument("kind", choices=["joint", "ddpm", "classifier", "toy"],
+                   help="toy: a 2-D MLP joint model on --data moons|gmm|spirals (for the app's Learn view)")
     p.add_argument("--data", default=d.data, help="'fashion-mnist' or a folder with one sub-folder per class")
     p.add_argument("--out", default=None, help="checkpoint stem (default checkpoints/fmnist-KIND)")
     p.add_argument("--steps", type=int, default=d.steps)

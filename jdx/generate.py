@@ -35,10 +35,12 @@ def generate(model: nn.Module, n: int, *, weights=None, scale: float = 0.0, samp
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     device = device or next(model.parameters()).device
-    c = model.unet.config
     g = torch.Generator().manual_seed(seed)
     t_start = t_start or model.schedule.T
-    x = x_T if x_T is not None else torch.randn(n, c.in_channels, c.image_size, c.image_size, generator=g)
+    if x_T is None:
+        c = model.unet.config
+        x_T = torch.randn(n, c.in_channels, c.image_size, c.image_size, generator=g)
+    x = x_T
     x = x.to(device)
     recorded, on_step = recorder(record, callback)
 

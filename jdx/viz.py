@@ -46,14 +46,20 @@ def trajectory_strip(steps: Sequence[Step], final: Tensor, k: int = 10, scale: i
 
 def trajectory_frames(steps: Sequence[Step], final: Tensor, scale: int = 6, index: int = 0) -> list[Image.Image]:
     """One frame per step: x_t | x̂₀ side by side with the time written under them."""
+    ts = [s.t for s in steps] + [0]
+    x_t = [s.x_t[index] for s in steps] + [final[index].cpu()]
+    x0 = [s.x0_hat[index] for s in steps] + [final[index].cpu()]
+    return pair_frames(ts, x_t, x0, scale)
+
+
+def pair_frames(ts: Sequence[int], x_t: Sequence[Tensor], x0: Sequence[Tensor], scale: int = 6) -> list[Image.Image]:
+    """Frames of x_t | x̂₀ (each (C, H, W)) labelled with t; the last frame is the finished sample."""
     frames = []
-    for s in list(steps) + [None]:
-        x_t = final[index].cpu() if s is None else s.x_t[index]
-        x0 = final[index].cpu() if s is None else s.x0_hat[index]
-        pair = grid(torch.stack([x_t, x0]), nrow=2, scale=scale).convert("RGB")
+    for i, (t, a, b) in enumerate(zip(ts, x_t, x0)):
+        pair = grid(torch.stack([a, b]), nrow=2, scale=scale).convert("RGB")
         canvas = Image.new("RGB", (pair.width, pair.height + 16), (40, 40, 40))
         canvas.paste(pair, (0, 0))
-        label = "t = 0 (done)" if s is None else f"t = {s.t}"
+        label = "t = 0 (done)" if i == len(ts) - 1 else f"t = {t}"
         ImageDraw.Draw(canvas).text((4, pair.height + 2), f"{label}    left: x_t   right: x0_hat", fill=(230, 230, 230))
         frames.append(canvas)
     return frames

@@ -1,28 +1,218 @@
-"""The minimal app: handlers called directly, and one launched-app round trip through gradio_client."""
+"""The app through gradio_client against a launched server: every endpoint, bad uploads, and many clients
+at once — on tiny checkpoints (a 16×16 joint model of three shapes, a diffusion-only model, the toy models)."""
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from jdx.cli import main
+from tests.conftest import TINY, shape_image
 
 ROOT = Path(__file__).resolve().parents[1]
 gr = pytest.importorskip("gradio")
-app = pytest.importorskip("app")
+client_mod = pytest.importorskip("gradio_client")
+handle_file = client_mod.handle_file
+AppError = pytest.importorskip("gradio_client.exceptions").AppError
 
 
-def test_predict_handler():
-    from PIL import Image
-    probs, seen = app.predict(Image.open(ROOT / "assets/examples/1-trouser-0.png"))
-    assert max(probs, key=probs.get) == "Trouser" and seen.size == (224, 224)
-    with pytest.raises(gr.Error):
-        app.predict(None)
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, tiny_joint, shapes_dir):
+    from jdx.ui import layout, models
+    folder = tmp_path_factory.mktemp("app-ck")
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
+        for toy in ("moons", "gmm", "spirals"):
+            shutil.copy(ROOT / "checkpoints" / f"toy-{toy}{suffix}", folder / f"toy-{toy}{suffix}")
+    assert main(["train", "ddpm", "--data", str(shapes_dir), "--out", str(folder / "tiny-ddpm"), "--steps", "3"]
+                + TINY) == 0
+    old = models.CHECKPOINT_DIR
+    models.CHECKPOINT_DIR = folder
+    demo = layout.build("tiny-joint")
+    layout.launch(demo, prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+    models.CHECKPOINT_DIR = old
 
 
-def test_launched_round_trip():
-    client_mod = pytest.importorskip("gradio_client")
-    demo = app.build()
-    demo.queue().launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    try:
-        client = client_mod.Client(demo.local_url, verbose=False)
-        result = client.predict(client_mod.handle_file(str(ROOT / "assets/examples/7-sneaker-0.png")), api_name="/predict")
-        assert result[0]["label"] == "Sneaker"
-    finally:
-        demo.close()
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    """Good and bad uploads."""
+    d = tmp_path_factory.mktemp("uploads")
+    rng = np.random.default_rng(1)
+    out = {k: d / f"{k}.png" for k in ("square", "vbar", "hbar")}
+    for k, (name, path) in enumerate(out.items()):
+        Image.fromarray(shape_image(k, rng)).resize((64, 64), Image.Resampling.NEAREST).save(path)
+    rgba = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    rgba.paste((255, 255, 255, 255), (14, 2, 22, 28))          # a vertical bar on transparency
+    rgba.save(out.setdefault("rgba", d / "rgba.png"))
+    Image.fromarray((shape_image(2, rng).astype(np.uint16) * 257)).save(out.setdefault("16bit", d / "16bit.png"))
+    frames = [Image.fromarray(shape_image(1, rng)) for _ in range(3)]
+    frames[0].save(out.setdefault("animated", d / "animated.gif"), save_all=True, append_images=frames[1:])
+    (d / "text.png").write_text("this is not an image")
+    (d / "empty.png").write_bytes(b"")
+    (d / "truncated.png").write_bytes(out["square"].read_bytes()[:60])
+    Image.new("L", (1, 1)).save(d / "one.png")
+    Image.new("L", (10000, 10000)).save(d / "huge.png")       # compresses to well under the upload cap
+    (d / "big.png").write_bytes(b"\x89PNG" + rng.bytes(11 * 2**20))
+    for k in ("text", "empty", "truncated", "one", "huge", "big"):
+        out[k] = d / f"{k}.png"
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return client_mod.Client(app_url, verbose=False)
+
+
+def top(label: dict) -> str:
+    return label["label"]
+
+
+def test_every_endpoint_is_named(client):
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    expected = {"/predict", "/attribute", "/attribute_class", "/robustness", "/denoise", "/scrub", "/gif",
+                "/gradients", "/counterfactual", "/forward", "/toy_field", "/toy_classes", "/toy_reverse",
+                "/toy_counterfactual", "/model_info", "/example", "/use_drawing"}
+    assert expected <= names, expected - names
+
+
+def test_predict_attribute_robustness(client, images):
+    label, seen = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/predict")
+    assert {c["label"] for c in label["confidences"]} == {"square", "vbar", "hbar"}
+    assert abs(sum(c["confidence"] for c in label["confidences"]) - 1) < 1e-4
+    assert Image.open(seen).size == (224, 224)                       # 16×16 enlarged ×14, nearest
+    for api in ("/attribute", "/attribute_class"):
+        fig = client.predict("tiny-joint", handle_file(str(images["vbar"])), "hbar", api_name=api)
+        assert fig["type"] == "matplotlib" and fig["plot"].startswith("data:image")
+    fig = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/robustness")
+    assert fig["type"] == "matplotlib"
+
+
+def test_denoise_scrub_gif_per_session(app_url, images):
+    """Two clients (two browser sessions) denoise with different seeds; each scrubs its own trajectory."""
+    a, b = (client_mod.Client(app_url, verbose=False) for _ in range(2))
+    ra = a.predict("tiny-joint", handle_file(str(images["vbar"])), "pure noise", 50, "ddim", 10, "no guidance", 0, 1,
+                   api_name="/denoise")
+    rb = b.predict("tiny-joint", handle_file(str(images["vbar"])), "my image, noised to t*", 30, "ddpm", 5, "hbar", 4,
+                   2, api_name="/denoise")
+    assert "t = 0" in ra[2] and ra[3]["maximum"] == 10 and rb[3]["maximum"] == 5   # caption; slider range
+    assert rb[4]["type"] == "matplotlib"
+    xa, _, cap_a = a.predict(0, api_name="/scrub")
+    xb, _, cap_b = b.predict(0, api_name="/scrub")
+    assert "t = 50" in cap_a and "t = 30" in cap_b                    # each session's own start time
+    final_a = np.asarray(Image.open(ra[0]))
+    assert np.array_equal(np.asarray(Image.open(a.predict(10, api_name="/scrub")[0])), final_a)
+    gif = Image.open(a.predict(api_name="/gif"))
+    assert gif.format == "GIF" and gif.n_frames == 11
+
+
+def test_scrub_before_any_run_says_so(app_url):
+    fresh = client_mod.Client(app_url, verbose=False)
+    with pytest.raises(AppError, match="Run a denoising first"):
+        fresh.predict(3, api_name="/scrub")
+
+
+def test_gradients_and_forward(client, images):
+    x_t, x0, eps_fig, score_fig, summary = client.predict("tiny-joint", handle_file(str(images["square"])), 20,
+                                                          "predicted class", 4, 0, api_name="/gradients")
+    assert "t = 20" in summary and eps_fig["type"] == score_fig["type"] == "matplotlib"
+    x_t, strip, curves = client.predict("tiny-joint", handle_file(str(images["square"])), 25, 0, api_name="/forward")
+    assert Image.open(strip).width > Image.open(x_t).width and curves["type"] == "matplotlib"
+
+
+def test_counterfactual_moves_toward_target(client, images):
+    pair, diff, bars, strip, summary = client.predict("tiny-joint", handle_file(str(images["square"])), 40, 30, 0,
+                                                      0, 0, 1, api_name="/counterfactual")
+    before, after = (Image.open(p) for p in pair)
+    assert before.size == after.size and "→" in summary and bars["type"] == "matplotlib"
+    with pytest.raises(AppError, match="at least one class slider"):
+        client.predict("tiny-joint", handle_file(str(images["square"])), 40, 30, 0, 0, 0, 0, api_name="/counterfactual")
+
+
+def test_diffusion_only_model_explains_what_it_cannot_do(client, images):
+    assert "no classifier" in client.predict("tiny-ddpm", api_name="/model_info")
+    with pytest.raises(AppError, match="no classifier"):
+        client.predict("tiny-ddpm", handle_file(str(images["square"])), api_name="/predict")
+    r = client.predict("tiny-ddpm", handle_file(str(images["square"])), "pure noise", 50, "ddim", 5, "no guidance", 0,
+                       0, api_name="/denoise")
+    assert r[4] is None                                               # no classifier: no probability plot
+
+
+def test_toy_playground(client):
+    for name in ("moons", "gmm", "spirals"):
+        assert client.predict(name, 30, api_name="/toy_field")["type"] == "matplotlib"
+    assert client.predict("moons", api_name="/toy_reverse")["type"] == "matplotlib"
+    fig = client.predict("moons", -0.5, 0.3, "lower moon", 40, 3, 0, api_name="/toy_counterfactual")
+    assert fig["type"] == "matplotlib"
+    # Picking a data set offers its classes as targets (and from then on only those, in this session).
+    assert client.predict("gmm", api_name="/toy_classes")["value"] == "south-east"
+
+
+def test_example_and_drawing(client, tmp_path):
+    path = client.predict("7-sneaker-0.png", api_name="/example")
+    assert Image.open(path).size == (28, 28)
+    with pytest.raises(AppError, match="no example"):
+        client.predict("nope.png", api_name="/example")
+    stroke = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    stroke.paste((0, 0, 0, 255), (120, 30, 160, 250))                 # a dark bar drawn on the canvas
+    stroke.save(tmp_path / "sketch.png")
+    sketch = {"background": None, "layers": [], "composite": handle_file(str(tmp_path / "sketch.png")), "id": None}
+    drawn = Image.open(client.predict(sketch, api_name="/use_drawing"))
+    a = np.asarray(drawn.convert("L"))
+    assert a[140, 140] < 50 and a[5, 5] > 200                          # dark stroke on white
+
+
+@pytest.mark.parametrize("kind", ["rgba", "16bit", "animated"])
+def test_unusual_images_work(client, images, kind):
+    label, _ = client.predict("tiny-joint", handle_file(str(images[kind])), api_name="/predict")
+    assert label["label"] in {"square", "vbar", "hbar"}
+
+
+@pytest.mark.parametrize("kind, message", [("text", "not .*image"), ("empty", "not .*image"),
+                                           ("truncated", "not .*image|truncated"), ("one", "too small"),
+                                           ("huge", "too large")])
+def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(client, images, kind, message):
+    with pytest.raises(AppError, match=message):
+        client.predict("tiny-joint", handle_file(str(images[kind])), api_name="/predict")
+    label, _ = client.predict("tiny-joint", handle_file(str(images["hbar"])), api_name="/predict")
+    assert label["label"] in {"square", "vbar", "hbar"}
+
+
+def test_uploads_are_size_limited(client, images):
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict("tiny-joint", handle_file(str(images["big"])), api_name="/predict")
+
+
+def test_only_checkpoints_in_the_folder_can_be_picked(client, images):
+    with pytest.raises(AppError, match="not in the list of choices"):      # Gradio's own check …
+        client.predict("../checkpoints/fmnist-joint", handle_file(str(images["hbar"])), api_name="/predict")
+    from jdx.ui import models                                                # … and ours behind it
+    for name in ("../checkpoints/fmnist-joint", "/etc/passwd", "missing"):
+        with pytest.raises(gr.Error, match="no checkpoint"):
+            models.get(name)
+
+
+def test_many_clients_get_the_answers_they_get_alone(app_url, images):
+    """16 clients at once, each predict + counterfactual on its own image and target: results equal the
+    sequential ones (no cross-talk between requests)."""
+    jobs = [(images[("square", "vbar", "hbar")[i % 3]], i % 3, i) for i in range(16)]
+
+    def run(job):
+        path, k, seed = job
+        c = client_mod.Client(app_url, verbose=False)
+        label, _ = c.predict("tiny-joint", handle_file(str(path)), api_name="/predict")
+        w = [0, 0, 0]
+        w[(k + 1) % 3] = 1
+        cf = c.predict("tiny-joint", handle_file(str(path)), 30, 20, seed, *w, api_name="/counterfactual")
+        return label, np.asarray(Image.open(cf[0][1])), cf[4]
+
+    alone = [run(j) for j in jobs]
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(run, jobs))
+    for (l1, img1, s1), (l2, img2, s2) in zip(alone, together):
+        assert l1 == l2 and s1 == s2 and np.array_equal(img1, img2)

@@ -1,0 +1,203 @@
+"""Latency of every main app endpoint, and many clients at once, against a launched `python app.py`.
+
+    python bench/app_latency.py [--repeats 7] [--clients 16] [--rounds 3] [--device cpu|cuda]
+
+Table 1: per endpoint, the median time of the handler alone (called in this process, no HTTP), of one event
+over Gradio's plain HTTP API (image uploaded once, as a browser does; POST + SSE stream) and of a full
+gradio_client call (which uploads the image and downloads every output file each time) against the server
+in a subprocess. Client and server share this machine's cores, as a browser on a laptop does.
+Table 2: `clients` clients at once, each predict + counterfactual on its own example and target, for
+`rounds` rounds: whether every answer equals the one the same request got alone, wall time, and the
+server's resident memory after each round (flat = no leak)."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+EXAMPLES = sorted((ROOT / "assets/examples").glob("*.png"))
+IMAGE = str(ROOT / "assets/examples/7-sneaker-0.png")
+MODEL = "fmnist-joint"
+BAG = [0] * 8 + [1, 0]
+
+
+def calls(image):
+    """(name, api_name, args) — the endpoints a user drives, with the defaults of the page."""
+    return [
+        ("predict", "/predict", (MODEL, image)),
+        ("attributions (IG + SmoothGrad)", "/attribute", (MODEL, image, "predicted class")),
+        ("prediction vs. noise level", "/robustness", (MODEL, image)),
+        ("denoise: 50-step DDIM trajectory", "/denoise", (MODEL, image, "pure noise", 500, "ddim", 50, "no guidance", 8, 0)),
+        ("denoise: 50 steps, class-guided", "/denoise", (MODEL, image, "pure noise", 500, "ddim", 50, "Bag", 8, 0)),
+        ("scrub (stored frame)", "/scrub", (10,)),
+        ("gradients at t", "/gradients", (MODEL, image, 100, "predicted class", 8, 0)),
+        ("counterfactual (t* 200, 25 steps)", "/counterfactual", (MODEL, image, 200, 60, 0, *BAG)),
+        ("forward process", "/forward", (MODEL, image, 100, 0)),
+        ("toy score field", "/toy_field", ("moons", 10)),
+        ("toy reverse process (11 frames)", "/toy_reverse", ("moons",)),
+    ]
+
+
+def direct(name: str, args):
+    """The handler itself, as the server calls it (generators run to the end)."""
+    from jdx.ui import counterfactual, denoise, gradients, learn, predict
+    fn = {"/predict": predict.predict, "/attribute": predict.attribute, "/robustness": predict.robustness,
+          "/denoise": denoise.denoise, "/gradients": gradients.gradients, "/counterfactual": counterfactual.counterfactual,
+          "/forward": learn.forward, "/toy_field": learn.toy_field, "/toy_reverse": learn.toy_reverse}.get(name)
+    if fn is None:
+        return None
+    out = fn(*args)
+    if hasattr(out, "__next__"):
+        out = list(out)
+    return out
+
+
+def upload(url: str, path: str) -> dict:
+    """Upload a file once, as the browser does, and return the FileData the API takes."""
+    boundary = "jdxbenchboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{Path(path).name}\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + Path(path).read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url + "gradio_api/upload", body,
+                                 {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    server_path = json.loads(urllib.request.urlopen(req).read())[0]
+    return {"path": server_path, "meta": {"_type": "gradio.FileData"}, "orig_name": Path(path).name}
+
+
+def http_call(url: str, api: str, args) -> None:
+    """One event over Gradio's plain HTTP API (POST, then read the SSE stream to `complete`): the server's
+    latency without gradio_client's own overhead."""
+    req = urllib.request.Request(url + "gradio_api/call" + api, json.dumps({"data": list(args)}).encode(),
+                                 {"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(req).read())["event_id"]
+    with urllib.request.urlopen(url + f"gradio_api/call{api}/{event}") as stream:
+        for line in stream:
+            if line.startswith(b"event: error"):
+                raise RuntimeError(f"{api} failed: {stream.read(500)!r}")
+            if line.startswith(b"event: complete"):
+                return
+
+
+def median_time(f, repeats: int) -> float:
+    f()                                  # warm-up: model load, first-call allocations
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(device: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "JDX_DEVICE": device}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the app did not start within 2 minutes")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def concurrency(url: str, pid: int, clients: int, rounds: int):
+    from gradio_client import Client, handle_file
+    jobs = [(str(EXAMPLES[i % len(EXAMPLES)]), (int(EXAMPLES[i % len(EXAMPLES)].name[0]) + 1 + i % 9) % 10, i)
+            for i in range(clients)]
+
+    def run(job):
+        path, target, seed = job
+        c = Client(url, verbose=False)
+        label, _ = c.predict(MODEL, handle_file(path), api_name="/predict")
+        w = [0] * 10
+        w[target] = 1
+        cf = c.predict(MODEL, handle_file(path), 200, 60, seed, *w, api_name="/counterfactual")
+        return label["label"], np.asarray(Image.open(cf[0][1])).tobytes(), cf[4]
+
+    alone = [run(j) for j in jobs]
+    rows = [("alone (sequential)", "—", "—", f"{rss_mb(pid):.0f}")]
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            together = list(pool.map(run, jobs))
+        wall = time.perf_counter() - t0
+        same = sum(a == b for a, b in zip(alone, together))
+        rows.append((f"round {r + 1}: {clients} clients at once", f"{same}/{clients}", f"{wall:.1f}", f"{rss_mb(pid):.0f}"))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    os.environ["JDX_DEVICE"] = args.device
+    from jdx.ui.layout import serving_threads
+    if args.device == "cpu":
+        torch.set_num_threads(serving_threads())   # the handler column: as many threads as the server uses
+    from gradio_client import Client, handle_file
+
+    proc, url = start_server(args.device)
+    try:
+        client = Client(url, verbose=False)
+        file_data = upload(url, IMAGE)
+        rows = []
+        for name, api, a in calls(IMAGE):
+            t_direct = None if api == "/scrub" else median_time(lambda: direct(api, a), args.repeats)
+            a_http = tuple(file_data if v == IMAGE else v for v in a)
+            t_http = None if api == "/scrub" else median_time(lambda: http_call(url, api, a_http), args.repeats)
+            a_client = tuple(handle_file(v) if v == IMAGE else v for v in a)
+            t_client = median_time(lambda: client.predict(*a_client, api_name=api), args.repeats)
+            ms = lambda v: "—" if v is None else f"{v * 1000:.0f}"   # noqa: E731
+            rows.append((name, api, ms(t_direct), ms(t_http), ms(t_client)))
+        dev = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        print(f"\nEndpoint latency, median of {args.repeats} ({args.device}: {dev}; torch {torch.__version__})\n")
+        print("| endpoint | api_name | handler (ms) | HTTP API (ms) | gradio_client (ms) |\n|---|---|---:|---:|---:|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+        if args.clients:
+            print(f"\n{args.clients} concurrent clients, predict + counterfactual each\n")
+            print("| run | answers equal to alone | wall (s) | server RSS (MB) |\n|---|---:|---:|---:|")
+            for r in concurrency(url, proc.pid, args.clients, args.rounds):
+                print("| " + " | ".join(r) + " |")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

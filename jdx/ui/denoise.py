@@ -1,0 +1,151 @@
+"""Denoise view: the reverse process step by step. Frames stream while they are computed; afterwards a
+time slider scrubs the stored trajectory (no recomputation) and the whole run exports as a GIF."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from ..data import to_uint8
+from ..generate import Generation, guided_eps_fn
+from ..guidance import one_hot
+from ..samplers import SAMPLERS, Step, recorder, timesteps
+from ..viz import pair_frames, save_gif
+from . import compute, models, plots
+from .pictures import big
+
+EXPLAIN = """**What you see.** Sampling starts from noise x_T and takes small steps back to a clean image.
+At every step the network predicts the noise ε̂ in x_t; from it follows its current guess of the clean
+image, **x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t** (right). Early guesses are blurry averages of many possible
+images; they sharpen as t falls. **DDIM** steps are deterministic; **DDPM** adds fresh noise every step.
+With *class guidance* the classifier's gradient nudges every step toward the chosen class. Starting from
+*your image noised to t\\** shows how much of it survives: small t\\* returns almost the same picture."""
+
+NO_GUIDANCE = "no guidance"
+FRAME_INTERVAL_S = 0.1          # stream at most ~10 frames a second: the browser cannot show more anyway
+
+
+def _trajectory(model, steps: list[Step], final: torch.Tensor) -> dict:
+    """What the slider needs, as plain arrays: x_t and x̂₀ per step (plus the final sample), and p(y | x_t, t)."""
+    ts = [s.t for s in steps] + [0]
+    x_t = torch.cat([torch.stack([s.x_t[0] for s in steps]), final[:1].cpu()])
+    x0 = torch.cat([torch.stack([s.x0_hat[0] for s in steps]), final[:1].cpu()])
+    probs = None
+    if hasattr(model, "classify"):
+        dev = next(model.parameters()).device
+        with torch.no_grad():      # one batched pass of the encoder over the whole trajectory
+            probs = model.classify(x_t.to(dev), torch.tensor(ts, device=dev)).float().softmax(-1).cpu().numpy()
+    return {"t": ts, "x_t": to_uint8(x_t), "x0": to_uint8(x0), "probs": probs, "names": model.info.class_names}
+
+
+def _frame(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).movedim(-1, 0).float() / 127.5 - 1
+
+
+def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500, sampler: str = "ddim",
+            steps: int = 50, guide: str = NO_GUIDANCE, scale: float = 8.0, seed: int = 0,
+            progress=gr.Progress()):
+    """Generator: yields (x_t, x̂₀, caption, trajectory state, slider, probability plot) while sampling."""
+    model = compute.run(models.get, model_name)
+    T = model.schedule.T
+    t_star = int(min(max(int(t_star), 1), T))
+    c = model.unet.config
+    g = torch.Generator().manual_seed(int(seed))
+    if start.startswith("pure"):
+        t_star = T
+        x_T = torch.randn(1, c.in_channels, c.image_size, c.image_size, generator=g)
+    else:
+        x = compute.run(models.image_input, model, image).cpu()
+        x_T = model.schedule.noise_to(x, t_star, torch.randn(x.shape, generator=g))
+    weights = None
+    if guide and guide != NO_GUIDANCE and scale > 0:
+        models.require_classifier(model)
+        weights = one_hot(model.info.class_names.index(guide), model.num_classes)
+
+    # One sampler call per step (a step from t to s depends only on that pair, and the seeded generator
+    # carries over), each on the compute thread, so that frames can be yielded in between.
+    dev = next(model.parameters()).device
+    eps_fn = guided_eps_fn(model, weights, float(scale))
+    kwargs = {"eta": 0.0} if sampler == "ddim" else {}
+    if sampler not in SAMPLERS:
+        raise gr.Error(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+    ts = timesteps(t_star, int(steps))
+    recorded, on_step = recorder(True)
+    x, last = x_T.to(dev), 0.0
+    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:]), 1):
+        x = compute.run(SAMPLERS[sampler], eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step, **kwargs)
+        progress((i, len(ts) - 1), desc=f"denoising t = {t}")
+        if time.monotonic() - last > FRAME_INTERVAL_S:
+            last = time.monotonic()
+            step = recorded[-1]
+            yield (big(step.x_t[0]), big(step.x0_hat[0]), f"step {i}/{len(ts) - 1}: t = {t}", gr.skip(),
+                   gr.skip(), gr.skip())
+    gen = Generation(x, recorded)
+    traj = compute.run(_trajectory, model, gen.steps, gen.images)
+    last_i = len(traj["t"]) - 1
+    plot = None
+    if traj["probs"] is not None:
+        plot = plots.class_curves(traj["t"], traj["probs"], traj["names"], "t (sampling runs right to left)",
+                                  "p(y | x_t, t) along the trajectory", invert_x=True)
+    yield (big(gen.images[0]), big(gen.steps[-1].x0_hat[0]), _caption(traj, last_i), traj,
+           gr.update(maximum=last_i, value=last_i, interactive=True), plot)
+
+
+def _caption(traj: dict, i: int) -> str:
+    text = f"**t = {traj['t'][i]}** (frame {i} of {len(traj['t']) - 1})"
+    if traj["probs"] is not None:
+        k = int(np.argmax(traj["probs"][i]))
+        text += f" — classifier: {traj['names'][k]} ({traj['probs'][i][k]:.0%})"
+    return text
+
+
+def scrub(traj: dict | None, i: int):
+    """Show stored frame i (x_t, x̂₀, caption) of the last run — no model call."""
+    if not traj:
+        raise gr.Error("Run a denoising first; the slider then scrubs through its steps.")
+    i = int(min(max(int(i), 0), len(traj["t"]) - 1))
+    return big(_frame(traj["x_t"][i])), big(_frame(traj["x0"][i])), _caption(traj, i)
+
+
+def export_gif(traj: dict | None) -> str:
+    """The stored trajectory as an animated GIF (x_t | x̂₀ per frame) in a temporary folder."""
+    if not traj:
+        raise gr.Error("Run a denoising first, then export it.")
+    frames = pair_frames(traj["t"], [_frame(a) for a in traj["x_t"]], [_frame(a) for a in traj["x0"]], scale=8)
+    path = Path(tempfile.mkdtemp(prefix="jdx-")) / "trajectory.gif"
+    save_gif(frames, path)
+    return str(path)
+
+
+def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> None:
+    gr.Markdown(EXPLAIN)
+    with gr.Row():
+        start = gr.Radio(["pure noise", "my image, noised to t*"], value="pure noise", label="start from")
+        t_star = gr.Slider(1, 500, value=300, step=1, label="t* (when starting from the image)")
+        sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="sampler")
+        steps = gr.Slider(5, 200, value=50, step=1, label="steps")
+    with gr.Row():
+        guide = gr.Dropdown([NO_GUIDANCE] + class_names, value=NO_GUIDANCE, label="class guidance")
+        scale = gr.Slider(0, 30, value=8, step=0.5, label="guidance scale s")
+        seed = gr.Number(0, precision=0, label="seed")
+        run = gr.Button("Denoise", variant="primary", elem_id="denoise-btn")
+    with gr.Row():
+        x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=240)
+        x0 = gr.Image(label="x̂₀ — the model's guess of the clean image", format="png", interactive=False,
+                      elem_classes="pixelated", height=240)
+        plot = gr.Plot(label="classifier along the way", show_label=False)
+    caption = gr.Markdown(elem_id="denoise-caption")
+    frame = gr.Slider(0, 200, value=0, step=1, label="scrub the trajectory (frame; t falls to the right)",
+                      interactive=False, elem_id="denoise-scrub")
+    traj = gr.State()
+    with gr.Row():
+        gif_btn = gr.Button("Export GIF")
+        gif = gr.File(label="trajectory.gif")
+    run.click(denoise, [model_box, image, start, t_star, sampler, steps, guide, scale, seed],
+              [x_t, x0, caption, traj, frame, plot], api_name="denoise")
+    frame.change(scrub, [traj, frame], [x_t, x0, caption], api_name="scrub", show_progress="hidden")
+    gif_btn.click(export_gif, traj, gif, api_name="gif")

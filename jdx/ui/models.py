@@ -1,0 +1,110 @@
+"""Which checkpoints the app offers, loaded once and shared by every request (read-only, eval mode)."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import gradio as gr
+import torch
+from torch import nn
+
+from .. import checkpoint
+from ..data import DataError, prepare_image
+from ..train import pick_device
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINT_DIR = Path(os.environ.get("JDX_CHECKPOINTS", ROOT / "checkpoints"))
+IMAGE_KINDS = ("joint", "ddpm")          # the image models the views run on
+_LOCK = threading.Lock()
+NO_IMAGE = "No image yet: upload one, draw one, or pick an example."
+
+
+def device() -> torch.device:
+    return pick_device(os.environ.get("JDX_DEVICE", "auto"))
+
+
+def describe(model: nn.Module) -> str:
+    """One line about the model for the page: kind, size, measured accuracy, device."""
+    n = sum(p.numel() for p in model.parameters())
+    acc = model.info.metrics.get("test_accuracy")
+    what = {"joint": "joint model (denoises and classifies)", "ddpm": "diffusion-only model (no classifier)",
+            "toy": "2-D toy joint model"}.get(model.info.kind, model.info.kind)
+    text = f"**{model.info.name}** — {what}, {n / 1e6:.2f} M parameters"
+    if acc is not None:
+        text += f", test accuracy {acc:.1%}"
+    return text + f"; running on **{device_label(next(model.parameters()).device)}**."
+
+
+def device_label(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(dev)})"
+    return "Apple GPU (mps)" if dev.type == "mps" else f"CPU ({torch.get_num_threads()} threads)"
+
+
+def listing(kinds: tuple[str, ...] = IMAGE_KINDS, directory: Path | None = None) -> list[str]:
+    """Stems of the checkpoints of these kinds, joint models first (they can classify as well as denoise)."""
+    found = []
+    for js in sorted(Path(directory or CHECKPOINT_DIR).glob("*.json")):
+        try:
+            kind = json.loads(js.read_text()).get("kind")
+        except (OSError, ValueError):
+            continue                      # a broken file is reported when someone picks it, not at start-up
+        if kind in kinds:
+            found.append((kinds.index(kind), js.stem))
+    return [stem for _, stem in sorted(found)]
+
+
+@lru_cache(maxsize=16)
+def _load(path: str, on: str) -> nn.Module:
+    return checkpoint.load(path, on)
+
+
+def get(name: str, directory: Path | None = None, on: str | None = None) -> nn.Module:
+    """The checkpoint NAME (a stem in the checkpoint folder, nothing else: requests cannot point the server
+    at arbitrary files), loaded once."""
+    if not name:
+        raise gr.Error("Pick a model first.")
+    folder = Path(directory or CHECKPOINT_DIR)
+    if Path(name).name != name or not (folder / f"{name}.json").is_file():
+        raise gr.Error(f"no checkpoint {name!r} in {folder.name}/; available: {', '.join(listing(directory=folder))}")
+    path = folder / name
+    with _LOCK:                           # two first requests must not load the same weights twice
+        try:
+            return _load(str(path), on or str(device()))
+        except checkpoint.CheckpointError as e:
+            raise gr.Error(str(e)) from e
+
+
+def require_classifier(model: nn.Module) -> nn.Module:
+    if not hasattr(model, "classify"):
+        raise gr.Error(f"{model.info.name} is a diffusion-only model: it has no classifier. "
+                       "Pick a joint model (e.g. fmnist-joint) for predictions, guidance and counterfactuals.")
+    return model
+
+
+def image_input(model: nn.Module, image) -> torch.Tensor:
+    """The uploaded file (path or PIL) → (1, C, H, W) in [−1, 1] on the model's device, or a clear message."""
+    if image is None:
+        raise gr.Error(NO_IMAGE)
+    data = model.info.data
+    try:
+        prep = prepare_image(image, data.get("image_size", 28), data.get("channels", 1))
+    except DataError as e:
+        raise gr.Error(str(e).replace(str(image), "the uploaded file")) from e
+    return (prep.pixels[None].float() / 127.5 - 1).to(next(model.parameters()).device)
+
+
+def if_image(fn, n_outputs: int):
+    """fn for events that automatic triggers share with buttons (an image cleared, the model changed
+    before any upload): no image → a notice in the page and empty outputs, not an error."""
+    @functools.wraps(fn)          # keeps fn's signature, so Gradio still injects gr.Progress
+    def wrapped(model_name, image, *args, **kwargs):
+        if image is None:
+            gr.Warning(NO_IMAGE)
+            return None if n_outputs == 1 else (None,) * n_outputs
+        return fn(model_name, image, *args, **kwargs)
+    return wrapped

@@ -1,0 +1,151 @@
+"""Matplotlib figures for the views (object-oriented API only: pyplot's global state is not safe when
+several requests draw at once)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#bab0ac"]
+
+
+def colour(k: int) -> str:
+    return PALETTE[k % len(PALETTE)]
+
+
+def _fig(w: float = 6.4, h: float = 3.2, bottom: float = 0.16) -> Figure:
+    # Fixed margins, no layout engine: "constrained" made every figure ~40 % slower to render, and
+    # rendering is most of what a plot costs a request on a small CPU.
+    fig = Figure(figsize=(w, h), dpi=100)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=bottom, top=0.88, wspace=0.3)
+    return fig
+
+
+def class_curves(ts: Sequence[int], probs: np.ndarray, names: Sequence[str], xlabel: str, title: str,
+                 mark: int | None = None, top: int = 4, invert_x: bool = False) -> Figure:
+    """One line per class (the `top` classes that ever matter are labelled, the rest thin grey)."""
+    fig = _fig()
+    ax = fig.add_subplot()
+    probs = np.asarray(probs)
+    order = np.argsort(-probs.max(0))
+    for k in reversed(range(len(names))):
+        strong = k in order[:top]
+        ax.plot(ts, probs[:, k], color=colour(k) if strong else "#cccccc", lw=2.2 if strong else 1,
+                label=names[k] if strong else None, zorder=3 if strong else 1)
+    if mark is not None:
+        ax.axvline(mark, color="k", ls="--", lw=1)
+    ax.set(xlabel=xlabel, ylabel="probability", ylim=(-0.02, 1.02), title=title)
+    if invert_x:
+        ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def before_after(p0: np.ndarray, p1: np.ndarray, names: Sequence[str], target: np.ndarray | None = None) -> Figure:
+    """Grouped bars: p(y | x) before and after the edit; the target mixture as outlined bars."""
+    fig = _fig(6.4, 3.0, bottom=0.3)
+    ax = fig.add_subplot()
+    i = np.arange(len(names))
+    ax.bar(i - 0.2, p0, 0.4, color="#9aa5b1", label="before")
+    ax.bar(i + 0.2, p1, 0.4, color=[colour(k) for k in i], label="after")
+    if target is not None:
+        ax.bar(i, target, 0.9, fill=False, edgecolor="k", ls=":", lw=1, label="target weights")
+    ax.set_xticks(i, names, rotation=35, ha="right", fontsize=8)
+    ax.set(ylim=(0, 1.02), ylabel="p(y | x)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def heatmaps(maps: Sequence[np.ndarray], titles: Sequence[str], shared: bool = True, cmap: str = "RdBu_r",
+             suptitle: str = "") -> Figure:
+    """Signed maps side by side, one diverging colour scale for all (so that sizes compare) and a colour bar."""
+    fig = _fig(3.0 * len(maps) + 0.8, 3.3, bottom=0.04)
+    axes = fig.subplots(1, len(maps))
+    axes = np.atleast_1d(axes)
+    vmax_all = max(float(np.abs(m).max()) for m in maps) or 1.0
+    im = None
+    for ax, m, title in zip(axes, maps, titles):
+        vmax = vmax_all if shared else (float(np.abs(m).max()) or 1.0)
+        im = ax.imshow(m, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+        if not shared:
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    if shared:
+        fig.colorbar(im, ax=list(axes), shrink=0.8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def overlays(image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str]) -> Figure:
+    """The image in grey with each attribution map over it (red: raises the class score, blue: lowers it)."""
+    fig = _fig(3.0 * (len(maps) + 1), 3.3, bottom=0.04)
+    axes = fig.subplots(1, len(maps) + 1)
+    axes[0].imshow(image, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+    axes[0].set_title("input (model view)", fontsize=9)
+    for ax, m, title in zip(axes[1:], maps, titles):
+        vmax = float(np.abs(m).max()) or 1.0
+        ax.imshow(image, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+        im = ax.imshow(m, cmap="RdBu_r" if m.min() < 0 else "inferno", vmin=-vmax if m.min() < 0 else 0,
+                       vmax=vmax, alpha=0.7, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
+def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) -> Figure:
+    """ᾱ_t (left) and log₁₀ SNR (right) for each schedule, the current t marked."""
+    fig = _fig(7.2, 3.0, bottom=0.17)
+    fig.subplots_adjust(wspace=0.35)
+    a1, a2 = fig.subplots(1, 2)
+    for (name, (ab, snr)), c in zip(curves.items(), PALETTE):
+        ts = np.arange(len(ab))
+        a1.plot(ts, ab, color=c, label=name, lw=2)
+        a2.plot(ts[1:], np.log10(snr[1:]), color=c, label=name, lw=2)
+        a1.plot([t], [ab[t]], "o", color=c)
+        if t > 0:
+            a2.plot([t], [np.log10(snr[t])], "o", color=c)
+    for ax in (a1, a2):
+        ax.axvline(t, color="k", ls="--", lw=1)
+        ax.set_xlabel("t")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    a1.set(ylabel="ᾱ_t  (signal kept)", xlim=(0, T), title="how much of x₀ is left")
+    a2.set(ylabel="log₁₀ SNR = log₁₀ ᾱ/(1−ᾱ)", xlim=(0, T), title="signal-to-noise ratio")
+    return fig
+
+
+def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str,
+              regions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+              arrows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+              particles: np.ndarray | None = None, path: np.ndarray | None = None) -> Figure:
+    """The 2-D playground: the data coloured by class, the classifier's regions, a vector field, moving
+    particles and a counterfactual path — whichever are given."""
+    fig = _fig(5.6, 5.2, bottom=0.08)
+    ax = fig.add_subplot()
+    if regions is not None:
+        gx, gy, lab = regions
+        from matplotlib.colors import ListedColormap
+        ax.contourf(gx, gy, lab, levels=np.arange(len(names) + 1) - 0.5,
+                    cmap=ListedColormap([colour(k) for k in range(len(names))]), alpha=0.18)
+    alpha = 0.15 if particles is not None else 0.5
+    for k, name in enumerate(names):
+        sel = labels == k
+        ax.scatter(data[sel, 0], data[sel, 1], s=5, color=colour(k), alpha=alpha, label=name)
+    if arrows is not None:
+        ax.quiver(*arrows, color="#333333", angles="xy", scale_units="xy", scale=None, width=0.003, alpha=0.8)
+    if particles is not None:
+        ax.scatter(particles[:, 0], particles[:, 1], s=7, color="k", alpha=0.8, label="particles")
+    if path is not None:
+        ax.plot(path[:, 0], path[:, 1], "-", color="k", lw=2)
+        ax.plot(*path[0], "o", color="k", ms=8, label="start")
+        ax.plot(*path[-1], "*", color="#e15759", ms=16, mec="k", label="counterfactual")
+    ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal", title=title)
+    ax.legend(loc="lower right", fontsize=7, markerscale=2)
+    return fig
