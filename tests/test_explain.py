@@ -70,3 +70,31 @@ def test_compute_thread_runs_everything_on_one_thread_and_keeps_context():
     assert compute.run(var.get) == "request-7"                           # Gradio's progress bar needs this
     with pytest.raises(ZeroDivisionError):
         compute.run(lambda: 1 / 0)
+
+
+def test_batcher_serves_each_caller_its_own_row_in_shared_batches():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jdx.ui import compute
+    gate = threading.Event()
+    compute.run(lambda: None)
+    blocker = compute._EXECUTOR.submit(gate.wait)            # hold the compute thread so callers pile up
+    batcher = compute.Batcher(lambda key, x: x * key)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(batcher, 10, torch.full((1, 3), float(i))) for i in range(8)]
+        while len(batcher._pending) < 8:
+            threading.Event().wait(0.01)
+        gate.set()
+        results = [f.result() for f in futures]
+    blocker.result()
+    assert all(torch.equal(r, torch.full((1, 3), 10.0 * i)) for i, r in enumerate(results))
+    assert batcher.batch_sizes == [8]                          # one forward pass served all eight
+
+
+def test_batcher_keeps_models_apart_and_reports_errors():
+    from jdx.ui import compute
+    batcher = compute.Batcher(lambda key, x: x + key)
+    assert torch.equal(batcher(1, torch.zeros(1, 2)), torch.ones(1, 2))
+    failing = compute.Batcher(lambda key, x: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing("m", torch.zeros(1, 2))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
 
 _NAME = "jdx-compute"
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_NAME)
@@ -29,3 +31,40 @@ def on_compute_thread(fn):
     def wrapped(*args, **kwargs):
         return run(fn, *args, **kwargs)
     return wrapped
+
+
+class Batcher:
+    """Requests that arrive together share one forward pass: callers hand in (key, x) with x (1, …); the
+    compute thread takes every waiting input with the same key, runs fn(key, cat(xs)) once and hands each
+    caller its row. Inputs are prepared (and bad ones rejected) in the caller's thread, so one user's broken
+    upload never fails another user's request."""
+
+    def __init__(self, fn, max_batch: int = 64):
+        self.fn, self.max_batch = fn, max_batch
+        self._pending: list[tuple[object, object, Future]] = []
+        self._lock = threading.Lock()
+        self.batch_sizes: list[int] = []          # what was batched, for the benchmark
+
+    def __call__(self, key, x):
+        done: Future = Future()
+        with self._lock:
+            self._pending.append((key, x, done))
+        _EXECUTOR.submit(self._drain)
+        return done.result()
+
+    def _drain(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return                            # an earlier drain already served this caller
+            key = self._pending[0][0]
+            chosen = [i for i, p in enumerate(self._pending) if p[0] == key][: self.max_batch]
+            mine = [self._pending[i] for i in chosen]
+            self._pending = [p for i, p in enumerate(self._pending) if i not in set(chosen)]
+        self.batch_sizes.append(len(mine))
+        try:
+            out = self.fn(key, torch.cat([x for _, x, _ in mine]))
+            for i, (_, _, fut) in enumerate(mine):
+                fut.set_result(out[i:i + 1])
+        except Exception as e:                    # noqa: BLE001 — every waiting caller hears about it
+            for _, _, fut in mine:
+                fut.set_exception(e)

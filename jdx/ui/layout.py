@@ -9,7 +9,9 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from . import counterfactual, denoise, gradients, learn, models, predict
+from . import counterfactual, denoise, gradients, gradio_fixes, learn, models, predict
+
+gradio_fixes.install()
 
 EXAMPLES = models.ROOT / "assets" / "examples"
 MAX_UPLOAD = "10mb"

@@ -6,6 +6,7 @@ import gradio as gr
 import numpy as np
 
 from ..explain import ATTRIBUTIONS, noise_robustness
+from . import compute
 from .compute import on_compute_thread
 from . import models, plots
 from .pictures import big, channel_mean
@@ -18,12 +19,19 @@ image to yours; **SmoothGrad** averages the gradient's size over many slightly n
 diffusion classifier is trained on noisy images too, so its belief fades gradually instead of collapsing."""
 
 
-@on_compute_thread
+def _probs(model_name: str, x):
+    return models.get(model_name).predict(x).cpu()
+
+
+# Concurrent predictions of the same model share one forward pass (a class of students uploading at once).
+_BATCHED = compute.Batcher(_probs)
+
+
 def predict(model_name: str, image):
     """→ ({class: probability}, the 28×28 model input enlarged)."""
-    model = models.require_classifier(models.get(model_name))
-    x = models.image_input(model, image)
-    probs = model.predict(x)[0].cpu().numpy()
+    model = compute.run(lambda: models.require_classifier(models.get(model_name)))
+    x = models.image_input(model, image)          # here, not in the batch: a bad upload fails alone
+    probs = _BATCHED(model_name, x)[0].numpy()
     return {n: float(p) for n, p in zip(model.info.class_names, probs)}, big(x[0])
 
 
@@ -49,6 +57,9 @@ def robustness(model_name: str, image, draws: int = 4):
     return plots.class_curves(ts, probs, model.info.class_names, "noise level t", "prediction as the image is noised")
 
 
+PREDICT_CONCURRENCY = 16      # handlers mostly wait for the compute thread; more in flight → bigger batches
+
+
 def _index(names: list[str], name: str) -> int:
     if name not in names:
         raise gr.Error(f"unknown class {name!r}; classes: {', '.join(names)}")
@@ -70,7 +81,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     run = gr.Button("Classify", variant="primary", elem_id="predict-btn")
     inputs = [model_box, image]
     gr.on([run.click, image.change, model_box.change], models.if_image(predict, 2), inputs, [label, seen],
-          api_name="predict") \
+          api_name="predict", concurrency_limit=PREDICT_CONCURRENCY) \
         .success(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute") \
         .success(models.if_image(robustness, 1), inputs, robust, api_name="robustness")
     target.change(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute_class")
