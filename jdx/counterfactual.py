@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .generate import guided_eps_fn
-from .samplers import SAMPLERS, Step, recorder, timesteps
+from .samplers import Step, recorder, sample, timesteps
 
 
 class Counterfactual(NamedTuple):
@@ -47,7 +47,5 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
     eps_fn = guided_eps_fn(model, target, scale)
     recorded, on_step = recorder(record, callback)
 
-    kwargs = {"eta": 0.0} if sampler == "ddim" else {}
-    x_cf = SAMPLERS[sampler](eps_fn, x_t, timesteps(t_star, steps), model.schedule, generator=g,
-                             callback=on_step, **kwargs)
+    x_cf = sample(sampler, eps_fn, x_t, timesteps(t_star, steps), model.schedule, generator=g, callback=on_step)
     return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .guidance import class_mixture_grad, guided_eps, mixture_weights
-from .samplers import SAMPLERS, Step, recorder, timesteps
+from .samplers import Step, recorder, sample, timesteps
 
 
 class Generation(NamedTuple):
@@ -32,22 +32,18 @@ def generate(model: nn.Module, n: int, *, weights=None, scale: float = 0.0, samp
              record: bool = False, callback: Callable[[Step], None] | None = None,
              device: torch.device | str | None = None) -> Generation:
     """Sample n images. weights: (C,) class mixture for all, or (n, C) one row per image."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     device = device or next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     t_start = t_start or model.schedule.T
     if x_T is None:
         c = model.unet.config
         x_T = torch.randn(n, c.in_channels, c.image_size, c.image_size, generator=g)
-    x = x_T
-    x = x.to(device)
+    x = x_T.to(device)
     recorded, on_step = recorder(record, callback)
 
-    kwargs = {"eta": eta} if sampler == "ddim" else {}
     eps_fn = guided_eps_fn(model, weights, scale)
-    images = SAMPLERS[sampler](eps_fn, x, timesteps(t_start, steps), model.schedule, generator=g,
-                               callback=on_step, **kwargs)
+    images = sample(sampler, eps_fn, x, timesteps(t_start, steps), model.schedule, eta=eta, generator=g,
+                    callback=on_step)
     return Generation(images, recorded)
 
 

@@ -81,6 +81,15 @@ def ddpm(eps_fn: EpsFn, x: Tensor, ts: Sequence[int], schedule: Schedule, *, cli
 SAMPLERS = {"ddim": ddim, "ddpm": ddpm}
 
 
+def sample(name: str, eps_fn: EpsFn, x: Tensor, ts: Sequence[int], schedule: Schedule, *, eta: float = 0.0,
+           generator: torch.Generator | None = None, callback: Callable[[Step], None] | None = None) -> Tensor:
+    """Run the sampler `name` over ts; eta only concerns DDIM (DDPM's noise is fixed by the posterior)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+    kwargs = {"eta": eta} if name == "ddim" else {}
+    return SAMPLERS[name](eps_fn, x, ts, schedule, generator=generator, callback=callback, **kwargs)
+
+
 def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
     # Seeded draws come from a CPU generator so that a seed gives the same trajectory on any device.
     device = generator.device if generator is not None else x.device

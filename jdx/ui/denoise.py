@@ -13,7 +13,7 @@ import torch
 from ..data import to_uint8
 from ..generate import Generation, guided_eps_fn
 from ..guidance import one_hot
-from ..samplers import SAMPLERS, Step, recorder, timesteps
+from ..samplers import SAMPLERS, Step, recorder, sample, timesteps
 from ..viz import pair_frames, save_gif
 from . import compute, models, plots
 from .pictures import big
@@ -70,14 +70,13 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
     # carries over), each on the compute thread, so that frames can be yielded in between.
     dev = next(model.parameters()).device
     eps_fn = guided_eps_fn(model, weights, float(scale))
-    kwargs = {"eta": 0.0} if sampler == "ddim" else {}
     if sampler not in SAMPLERS:
         raise gr.Error(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
     ts = timesteps(t_star, int(steps))
     recorded, on_step = recorder(True)
     x, last = x_T.to(dev), 0.0
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:]), 1):
-        x = compute.run(SAMPLERS[sampler], eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step, **kwargs)
+        x = compute.run(sample, sampler, eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step)
         progress((i, len(ts) - 1), desc=f"denoising t = {t}")
         if time.monotonic() - last > FRAME_INTERVAL_S:
             last = time.monotonic()

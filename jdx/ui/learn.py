@@ -2,6 +2,8 @@
 cosine schedules, and a 2-D playground where every part of a joint diffusion model can be seen at once."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import gradio as gr
 import numpy as np
 import torch
@@ -39,13 +41,17 @@ def forward(model_name: str, image, t: int = 100, seed: int = 0):
     eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(int(seed))).to(x.device)
     ts = np.linspace(0, T, 9).round().astype(int)
     strip = torch.cat([model.schedule.noise_to(x, int(s), eps) for s in ts]).cpu()
-    curves = {}
-    for kind in ("linear", "cosine"):
-        s = Schedule(ScheduleConfig(kind, T))
-        ab = s.alpha_bar.numpy().astype(np.float64)
-        curves[kind + (" (this model)" if kind == model.schedule.config.kind else "")] = (ab, ab / np.maximum(1 - ab, 1e-12))
+    curves = {kind + (" (this model)" if kind == model.schedule.config.kind else ""): _curve(kind, T)
+              for kind in ("linear", "cosine")}
     x_t = model.schedule.noise_to(x, t, eps).cpu()
     return big(x_t[0]), grid(strip, nrow=9, scale=3), plots.schedules(curves, t, T)
+
+
+@lru_cache(maxsize=8)
+def _curve(kind: str, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ᾱ_t, SNR_t) for t = 0 … T — once per schedule, not on every move of the t slider."""
+    ab = Schedule(ScheduleConfig(kind, T)).alpha_bar.numpy().astype(np.float64)
+    return ab, ab / np.maximum(1 - ab, 1e-12)
 
 
 # ---------- the 2-D playground -------------------------------------------------------------------------
@@ -54,6 +60,13 @@ def _toy(name: str):
     if name not in TOY_SETS:
         raise gr.Error(f"unknown toy data set {name!r}; choose from {', '.join(TOY_SETS)}")
     return models.get(f"toy-{name}", on="cpu")      # a 2-D MLP: the CPU beats any kernel launch
+
+
+@lru_cache(maxsize=len(TOY_SETS))
+def _scatter(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The data points every playground figure draws (one fixed draw per data set)."""
+    x, y = toy_data(name, 1500, seed=1)
+    return x.numpy(), y.numpy()
 
 
 def _grid(n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -73,13 +86,12 @@ def toy_field(name: str = "moons", t: int = 10):
     """The learned score field at t over the data, with the classifier's regions at t."""
     model = _toy(name)
     t = int(min(max(int(t), 1), model.schedule.T))
-    x, y = toy_data(name, 1500, seed=1)
     gx, gy, pts = _grid(21)
     s = model.score(pts, t).numpy()
     # Arrow length ∝ the step a reverse update takes (σ_t² · score), so that fields at all t fit the plot.
     step = s * float(1 - model.schedule.alpha_bar[t]) * 0.5
     arrows = (gx, gy, step[:, 0].reshape(gx.shape), step[:, 1].reshape(gx.shape))
-    return plots.toy_scene(x.numpy(), y.numpy(), model.info.class_names,
+    return plots.toy_scene(*_scatter(name), model.info.class_names,
                            f"score field and classifier regions at t = {t} of {model.schedule.T}",
                            regions=_regions(model, t), arrows=arrows)
 
@@ -91,13 +103,12 @@ def toy_reverse(name: str = "moons", n: int = 400, sampler: str = "ddpm", seed: 
     x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(int(seed)))
     gen = compute.run(generate, model, n, x_T=x_T, sampler=sampler, steps=model.schedule.T, seed=int(seed),
                       record=True, device="cpu")
-    x, y = toy_data(name, 1500, seed=1)
     idx = np.linspace(0, len(gen.steps) - 1, int(frames)).round().astype(int)
     for i in idx:
         st = gen.steps[i]
-        yield plots.toy_scene(x.numpy(), y.numpy(), model.info.class_names, f"reverse process: t = {st.t}",
+        yield plots.toy_scene(*_scatter(name), model.info.class_names, f"reverse process: t = {st.t}",
                               particles=st.x_t.numpy())
-    yield plots.toy_scene(x.numpy(), y.numpy(), model.info.class_names, "reverse process: t = 0 (samples)",
+    yield plots.toy_scene(*_scatter(name), model.info.class_names, "reverse process: t = 0 (samples)",
                           particles=gen.images.numpy())
 
 
@@ -112,9 +123,8 @@ def toy_counterfactual(name: str = "moons", x0: float = -0.5, y0: float = 0.3, t
     cf = counterfactual(model, point, one_hot(k, len(names)), t_star=int(min(max(int(t_star), 1), model.schedule.T)),
                         scale=float(scale), steps=int(t_star), seed=int(seed), record=True)
     path = np.concatenate([point.numpy(), np.stack([s.x_next[0].numpy() for s in cf.steps])])
-    x, y = toy_data(name, 1500, seed=1)
     before, after = names[int(cf.probs_before.argmax())], names[int(cf.probs_after.argmax())]
-    return plots.toy_scene(x.numpy(), y.numpy(), names, f"counterfactual: {before} → {after} (target {names[k]})",
+    return plots.toy_scene(*_scatter(name), names, f"counterfactual: {before} → {after} (target {names[k]})",
                            regions=_regions(model, 0), path=path)
 
 

@@ -7,17 +7,14 @@ from matplotlib import colormaps
 from PIL import Image
 from torch import Tensor
 
-from ..data import to_uint8
+from ..data import to_pil
 
 DISPLAY = 224           # on-screen side of one image, in pixels
 
 
 def big(x: Tensor, side: int = DISPLAY) -> Image.Image:
     """(C, H, W) in [−1, 1] → PIL image enlarged by an integer factor with nearest neighbour."""
-    a = to_uint8(x)
-    img = Image.fromarray(a[..., 0], "L") if a.shape[-1] == 1 else Image.fromarray(a, "RGB")
-    k = max(1, side // img.width)
-    return img.resize((img.width * k, img.height * k), Image.Resampling.NEAREST)
+    return to_pil(x, scale=max(1, side // x.shape[-1]))
 
 
 def signed(m: Tensor | np.ndarray, vmax: float | None = None, side: int = DISPLAY) -> Image.Image:
