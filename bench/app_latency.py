@@ -47,19 +47,22 @@ def calls(image):
         ("denoise: 50 steps, class-guided", "/denoise", (MODEL, image, "pure noise", 500, "ddim", 50, "Bag", 8, 0)),
         ("scrub (stored frame)", "/scrub", (10,)),
         ("gradients at t", "/gradients", (MODEL, image, 100, "predicted class", 8, 0)),
-        ("counterfactual (t* 200, 25 steps)", "/counterfactual", (MODEL, image, 200, 60, 0, *BAG)),
+        ("counterfactual (t* 250, s 100, 25 steps)", "/counterfactual", (MODEL, image, 250, 100, 0, *BAG)),
+        ("noise-level classifier (CDM) at t", "/noise_level", (MODEL, image, "fmnist-cdm", 200, 0)),
         ("forward process", "/forward", (MODEL, image, 100, 0)),
         ("toy score field", "/toy_field", ("moons", 10)),
+        ("toy noise-level classifier field", "/toy_cdm_field", ("moons", 10)),
         ("toy reverse process (11 frames)", "/toy_reverse", ("moons",)),
     ]
 
 
 def direct(name: str, args):
     """The handler itself, as the server calls it (generators run to the end)."""
-    from jdx.ui import counterfactual, denoise, gradients, learn, predict
+    from jdx.ui import counterfactual, denoise, gradients, learn, noise_level, predict
     fn = {"/predict": predict.predict, "/attribute": predict.attribute, "/robustness": predict.robustness,
           "/denoise": denoise.denoise, "/gradients": gradients.gradients, "/counterfactual": counterfactual.counterfactual,
-          "/forward": learn.forward, "/toy_field": learn.toy_field, "/toy_reverse": learn.toy_reverse}.get(name)
+          "/forward": learn.forward, "/toy_field": learn.toy_field, "/toy_reverse": learn.toy_reverse,
+          "/noise_level": noise_level.noise_level, "/toy_cdm_field": learn.toy_cdm_field}.get(name)
     if fn is None:
         return None
     out = fn(*args)
@@ -143,7 +146,7 @@ def concurrency(url: str, pid: int, clients: int, rounds: int):
         label, _ = c.predict(MODEL, handle_file(path), api_name="/predict")
         w = [0] * 10
         w[target] = 1
-        cf = c.predict(MODEL, handle_file(path), 200, 60, seed, *w, api_name="/counterfactual")
+        cf = c.predict(MODEL, handle_file(path), 250, 100, seed, *w, api_name="/counterfactual")
         # Labels compare exactly; probabilities of batched predictions differ only by float rounding.
         return label["label"], np.asarray(Image.open(cf[0][1])).tobytes(), cf[4]
 

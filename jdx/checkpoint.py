@@ -40,6 +40,16 @@ def _build_classifier(c: dict) -> nn.Module:
     return FeatureClassifier(ClassifierConfig(**c["classifier"]))
 
 
+def _build_cdm(c: dict) -> nn.Module:
+    from .cdm import CDM
+    return CDM(UNetConfig.from_dict(c["unet"]), ScheduleConfig(**c["schedule"]))
+
+
+def _build_toy_cdm(c: dict) -> nn.Module:
+    from .toy import ToyCDM, ToyConfig
+    return ToyCDM(ToyConfig(**c["toy"]))
+
+
 def _build_toy(c: dict) -> nn.Module:
     from .toy import ToyConfig, ToyJointModel
     return ToyJointModel(ToyConfig(**c["toy"]))
@@ -48,6 +58,7 @@ def _build_toy(c: dict) -> nn.Module:
 # kind → builder from the JSON "config"; later model families register here.
 REGISTRY: dict[str, Callable[[dict], nn.Module]] = {
     "ddpm": _build_ddpm, "joint": _build_joint, "classifier": _build_classifier, "toy": _build_toy,
+    "cdm": _build_cdm, "toy-cdm": _build_toy_cdm,
 }
 
 

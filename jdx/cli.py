@@ -13,14 +13,16 @@ import torch
 
 from . import checkpoint
 from .checkpoint import CheckpointError
+from .counterfactual import SCALE as CF_DEFAULT_SCALE, T_STAR as CF_DEFAULT_T_STAR
 from .data import DataError, Prepared, load_dataset, prepare_image, restore_like, to_uint8
 from .train import TrainConfig, pick_device
 
 # Defaults chosen from the measurements in README.md (guided samples and counterfactuals of the shipped model).
 GUIDANCE = 8.0          # class-guided sampling scale s (91% guided accuracy at 8 vs 86% at 4, README)
-CF_T_STAR = 200         # counterfactual noise level t* (of T = 500)
-CF_GUIDANCE = 60.0      # counterfactual guidance scale s (99% joint / 80% separate flips at 60, 93% / 67% at 30; README)
+CF_T_STAR = CF_DEFAULT_T_STAR        # counterfactual noise level t* and guidance scale s: see jdx.counterfactual
+CF_GUIDANCE = CF_DEFAULT_SCALE
 FEATURE_CLASSIFIER = "checkpoints/fmnist-classifier"
+DDPM_CHECKPOINT = "checkpoints/fmnist-ddpm"
 
 
 class UsageError(Exception):
@@ -79,7 +81,7 @@ def model_input(model, path: str) -> tuple[torch.Tensor, "Prepared"]:
 # ---------- subcommands ------------------------------------------------------------------------------------
 
 def cmd_train(args) -> None:
-    if args.kind == "toy":
+    if args.kind in ("toy", "toy-cdm"):
         return train_toy_cmd(args)
     from .train import train
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
@@ -91,24 +93,29 @@ def cmd_train(args) -> None:
 def train_toy_cmd(args) -> None:
     from tqdm import tqdm
 
-    from .toy import TOY_SETS, ToyConfig, train_toy
+    from .toy import TOY_SETS, ToyConfig, train_toy, train_toy_cdm
     if args.data not in TOY_SETS:
-        raise UsageError(f"jdx train toy needs --data {'|'.join(TOY_SETS)}, got {args.data!r}")
+        raise UsageError(f"jdx train {args.kind} needs --data {'|'.join(TOY_SETS)}, got {args.data!r}")
     cfg = ToyConfig(args.data, T=args.T if args.T != TrainConfig().T else ToyConfig().T)
-    bar = tqdm(total=args.steps, desc=f"train toy {args.data}", disable=args.quiet)
+    bar = tqdm(total=args.steps, desc=f"train {args.kind} {args.data}", disable=args.quiet)
 
     def progress(step, mse, ce):
         bar.update(1)
         if step % 100 == 0:
             bar.set_postfix(mse=f"{mse:.4f}", ce=f"{ce:.3f}")
-    model, metrics = train_toy(cfg, args.steps, args.batch_size, args.lr, args.lam, args.seed, progress)
+    if args.kind == "toy":
+        model, metrics = train_toy(cfg, args.steps, args.batch_size, args.lr, args.lam, args.seed, progress)
+        keep = {"test_accuracy": metrics["test_accuracy"]}
+    else:
+        model, metrics = train_toy_cdm(cfg, args.steps, args.batch_size, args.lr, args.w_ce, args.seed, progress)
+        keep = {k: metrics[k] for k in ("test_nll_nats", "probability_mass")}
     bar.close()
     command = "jdx " + " ".join(shlex.quote(a) for a in args.argv)
-    out = args.out or f"checkpoints/toy-{args.data}"
+    out = args.out or f"checkpoints/toy-{args.data}" + ("-cdm" if args.kind == "toy-cdm" else "")
     training = {"command": command, "steps": args.steps, "wall_time_s": metrics["wall_time_s"], "device": "cpu"}
     stem = checkpoint.save(model, out, {"name": args.data, "class_names": TOY_SETS[args.data][1], "dims": 2},
-                           training, {"test_accuracy": metrics["test_accuracy"]})
-    print(f"test accuracy {metrics['test_accuracy']:.4f}; checkpoint: {stem}.safetensors + {stem}.json")
+                           training, keep)
+    print(", ".join(f"{k} {v:.4f}" for k, v in keep.items()) + f"; checkpoint: {stem}.safetensors + {stem}.json")
 
 
 def cmd_eval(args) -> None:
@@ -127,24 +134,82 @@ def cmd_eval(args) -> None:
     if model.kind == "joint":
         report["accuracy_vs_t"] = {str(t): accuracy(model, test, t, seed=args.seed)
                                    for t in sorted({t * model.schedule.T // 500 for t in (0, 25, 50, 100, 200, 300, 400, 500)})}
-    needs_clf = (model.kind in ("joint", "ddpm") and args.fid_samples > 0) or (model.kind == "joint" and args.cf_n > 0)
+    diffusion = model.kind in ("joint", "ddpm", "cdm")
+    needs_clf = (diffusion and args.fid_samples > 0) or (model.kind == "joint" and args.cf_n > 0)
     clf = load_model(args.feature_classifier, device) if needs_clf else None
-    if model.kind in ("joint", "ddpm") and args.fid_samples > 0:
+    if diffusion and args.fid_samples > 0:
         train_set = load_dataset(data, "train", c.get("image_size", 28), c.get("channels", 1))
         report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, args.batch,
                                      args.seed, args.guidance if model.kind == "joint" else 0.0))
     if model.kind == "joint" and args.cf_n > 0:
         report.update(counterfactual_flips(model, clf, test, args.cf_n, args.cf_noise, args.cf_guidance,
                                            args.cf_steps, seed=args.seed))
+    if diffusion:
+        report.update(likelihood_report(args, model, test, device))
     if args.write:
-        checkpoint.update_metrics(args.ckpt, {k: v for k, v in report.items() if k not in ("checkpoint", "device")}
-                                  | {"eval_command": "jdx " + " ".join(shlex.quote(a) for a in args.argv),
-                                     "eval_device": str(device)})
+        measured = {k: v for k, v in report.items() if k not in ("checkpoint", "device")}
+        # Each --write run appends what it measured, with its command and device, so that figures merged from
+        # several runs (a GPU FID, a CPU counterfactual sweep) each keep their provenance.
+        runs = checkpoint.read_meta(args.ckpt).get("metrics", {}).get("evaluations", [])
+        runs.append({"command": "jdx " + " ".join(shlex.quote(a) for a in args.argv),
+                     "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
+                     "measured": sorted(measured)})
+        checkpoint.update_metrics(args.ckpt, measured | {"evaluations": runs})
     if args.json:
         print(json.dumps(report))
     else:
         for k, v in report.items():
             print(f"{k:>28}: {json.dumps(v) if isinstance(v, dict) else v}")
+
+
+def likelihood_report(args, model, test, device) -> dict:
+    """CDM: test bits/dim in one pass each, its histogram and OOD AUROC; any diffusion model: denoising MSE
+    vs. t (beside --compare's) and, with --elbo-n, the DDPM variational bound."""
+    from .likelihood import auroc, bits_per_dim, ddpm_bound, denoising_mse, histogram, ood_sets
+    out = {}
+    x = test.to_model()
+    if model.kind == "cdm":
+        bpd, method = bits_per_dim(model, x, args.seed)
+        out.update({"nll_bpd": bpd.mean().item(), "nll_method": method, "nll_images": len(x),
+                    "nll_histogram": histogram(bpd)})
+        if args.ood_n > 0:
+            out["ood_bpd"], out["ood_auroc"] = {}, {}
+            for name, x_ood in ood_sets(x, min(args.ood_n, len(x)), args.seed).items():
+                b = bits_per_dim(model, x_ood, args.seed)[0]
+                out["ood_bpd"][name], out["ood_auroc"][name] = b.mean().item(), auroc(bpd, b)
+    if args.elbo_n > 0 and model.kind != "cdm":
+        out.update(ddpm_bound(model, x[: args.elbo_n], args.seed))
+    mse_n = args.mse_n if args.mse_n is not None else (1000 if model.kind == "cdm" else 0)
+    if mse_n > 0:
+        T = model.schedule.T
+        ts = sorted({max(1, round(f * T)) for f in (0.002, 0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)})
+        out["denoising_mse"] = denoising_mse(model, x[:mse_n], ts, args.seed)
+        out["denoising_mse_images"] = mse_n
+        compare = args.compare
+        if compare is None:   # default: the shipped diffusion-only model, when there is one of the same shape
+            shipped = Path(DDPM_CHECKPOINT).with_suffix(".json")
+            compare = DDPM_CHECKPOINT if shipped.is_file() and model.kind != "ddpm" and \
+                checkpoint.read_meta(shipped)["config"]["unet"]["image_size"] == model.unet.config.image_size else ""
+        if compare:
+            other = load_model(compare, device)
+            out["compare"] = {"checkpoint": compare, "kind": other.kind,
+                              "denoising_mse": denoising_mse(other, x[:mse_n], ts, args.seed)}
+    return out
+
+
+def cmd_likelihood(args) -> None:
+    from .likelihood import bits_per_dim
+    device = _seed_and_device(args)
+    model = load_model(args.ckpt, device)
+    if model.kind not in ("cdm", "ddpm", "joint"):
+        raise UsageError(f"{args.ckpt} is a {model.kind} model: bits/dim needs a cdm, ddpm or joint checkpoint")
+    for path in args.images:
+        x, _ = model_input(model, path)
+        bpd, method = bits_per_dim(model, x, args.seed, progress=not args.json)
+        if args.json:
+            print(json.dumps({"image": path, "bpd": round(float(bpd[0]), 5), "method": method}))
+        else:
+            print(f"{path}: {float(bpd[0]):.3f} bits/dim ({method})")
 
 
 def cmd_sample(args) -> None:
@@ -271,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     d = TrainConfig()
-    p = sub.add_parser("train", help="train a joint, diffusion-only (ddpm) or feature classifier model")
-    p.add_argument("kind", choices=["joint", "ddpm", "classifier", "toy"],
-                   help="toy: a 2-D MLP joint model on --data moons|gmm|spirals (for the app's Learn view)")
+    p = sub.add_parser("train", help="train a joint, diffusion-only (ddpm), noise-level classifier (cdm) or feature classifier model")
+    p.add_argument("kind", choices=["joint", "ddpm", "classifier", "cdm", "toy", "toy-cdm"],
+                   help="toy / toy-cdm: a 2-D MLP joint model / noise-level classifier on --data moons|gmm|spirals "
+                        "(for the app's Learn view)")
     p.add_argument("--data", default=d.data, help="'fashion-mnist' or a folder with one sub-folder per class")
     p.add_argument("--out", default=None, help="checkpoint stem (default checkpoints/fmnist-KIND)")
     p.add_argument("--steps", type=int, default=d.steps)
@@ -284,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--grad-clip", type=float, default=d.grad_clip)
     p.add_argument("--lam", type=float, default=d.lam, help="λ, weight of the classifier loss (paper: 0.001)")
+    p.add_argument("--w-ce", type=float, default=d.w_ce, help="CDM: weight of the noise-level cross-entropy (paper: 0.001)")
     p.add_argument("--labels-per-class", type=int, default=0, help="semi-supervised: N labels per class")
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
@@ -292,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 instead of bf16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this wall time")
+    p.add_argument("--lr-minutes", type=float, default=0.0,
+                   help="anneal the learning rate over this much training time instead of over --steps")
     p.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--channels", type=int, default=d.channels, choices=[1, 3])
@@ -324,8 +393,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="use only the first N test images")
     p.add_argument("--data", default=None, help="evaluate on this data set instead of the one it was trained on")
     p.add_argument("--write", action="store_true", help="record the results in the checkpoint's JSON")
+    p.add_argument("--ood-n", type=int, default=1000, help="CDM: images per out-of-distribution set for the AUROC")
+    p.add_argument("--elbo-n", type=int, default=0,
+                   help="ddpm/joint: test images for the variational bound in bits/dim (T network passes each)")
+    p.add_argument("--mse-n", type=int, default=None, help="test images for denoising MSE vs. t (default: 1000 for a CDM)")
+    p.add_argument("--compare", default=None, help="denoising MSE of this checkpoint beside the evaluated one "
+                   f"(default {DDPM_CHECKPOINT} when it exists and fits; '' for none)")
     _common(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("likelihood", help="bits/dim of images: one pass for a CDM, the variational bound otherwise")
+    p.add_argument("ckpt")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--json", action="store_true", help='one JSON object per line: {"image": path, "bpd": x}')
+    _common(p)
+    p.set_defaults(func=cmd_likelihood)
 
     p = sub.add_parser("sample", help="generate images, optionally guided toward a class or class mixture")
     p.add_argument("ckpt")
@@ -371,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    if getattr(args, "command", None) == "train" and args.out is None:
+    if getattr(args, "command", None) == "train" and args.out is None and not args.kind.startswith("toy"):
         args.out = f"checkpoints/fmnist-{args.kind}"
     try:
         args.func(args)

@@ -11,6 +11,12 @@ from torch import Tensor, nn
 from .generate import guided_eps_fn
 from .samplers import Step, recorder, sample, timesteps
 
+# Defaults for the shipped Fashion-MNIST joint model (T = 500), chosen on 200 test images with random targets
+# (README): t* = 250, s = 100 flips the joint / separate classifier 100 % / 81 % (mean L1 0.17);
+# t* = 200, s = 60 changes less (L1 0.13) but convinces the separate classifier only 67 % of the time.
+T_STAR = 250
+SCALE = 100.0
+
 
 class Counterfactual(NamedTuple):
     x: Tensor                 # (B, C, H, W) the original in [−1, 1]

@@ -1,5 +1,6 @@
-"""2-D toy joint diffusion models for teaching: labelled toy data sets, a small MLP joint model with the
-same interface as the image JointModel (eps, eps_fn, classify, predict, schedule), and its training loop.
+"""2-D toy diffusion models for teaching: labelled toy data sets, a small MLP joint model with the same
+interface as the image JointModel (eps, eps_fn, classify, predict, schedule), a 2-D noise-level classifier
+(CDM), and their training loops.
 
 Because the interface is the same, the library's samplers, guidance and counterfactuals run on these
 points unchanged — the Learn view draws what they do in the plane.
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .cdm import CDMObjective, LevelClassifier
 from .diffusion import Schedule, ScheduleConfig
 from .unet import timestep_embedding
 
@@ -151,3 +153,67 @@ def train_toy(config: ToyConfig, steps: int = 4000, batch: int = 512, lr: float 
     accuracy = float((model.predict(x).argmax(1) == y).float().mean())
     return model, {"test_accuracy": accuracy, "final_mse": float(mse), "final_ce": float(ce),
                    "wall_time_s": round(time.time() - start, 1)}
+
+
+# ---------- the 2-D noise-level classifier (CDM) -----------------------------------------------------------
+
+class ToyCDM(LevelClassifier, nn.Module):
+    """CDM in the plane: an MLP on x alone (no time input) → T+2 neighbouring-level log-ratios. Its input
+    gradient gives the same ε̂ field as a denoiser (Thm 3.1) — the Learn view draws both side by side."""
+    kind = "toy-cdm"
+
+    def __init__(self, config: ToyConfig = ToyConfig()):
+        nn.Module.__init__(self)
+        self.config = config
+        self.schedule = Schedule(ScheduleConfig(config.schedule, config.T))
+        h = config.hidden
+        layers: list[nn.Module] = [nn.Linear(2, h), nn.SiLU()]   # SiLU: smooth, so ∇ₓF is too
+        for _ in range(config.depth - 1):
+            layers += [nn.Linear(h, h), nn.SiLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(h, config.T + 2))
+        self._init_levels()
+
+    def config_dict(self) -> dict:
+        return {"toy": asdict(self.config)}
+
+    def log_ratios(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def score(self, x_t: Tensor, t: int) -> Tensor:
+        """∇ log p_t(x_t) = −ε̂ / √(1 − ᾱ_t), here from the classifier's gradient."""
+        return -self.eps(x_t, t) / (1 - self.schedule.alpha_bar[t]).sqrt()
+
+
+def train_toy_cdm(config: ToyConfig, steps: int = 4000, batch: int = 512, lr: float = 2e-3, w_ce: float = 0.01,
+                  seed: int = 0, progress=None) -> tuple[ToyCDM, dict]:
+    """CDM loss w_ce · CE + ‖ε − ε̂‖² on fresh toy batches (continuous data: no dequantisation)."""
+    torch.manual_seed(seed)
+    model = ToyCDM(config)
+    objective = CDMObjective(model, w_ce, dequantise=False)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
+    start = time.time()
+    for step in range(steps):
+        x0, _ = toy_data(config.data, batch, seed=seed * 100_003 + step)
+        out = objective(x0)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        sched.step()
+        if progress is not None:
+            progress(step, out.diffusion.item(), out.ce.item())
+    model.eval()
+    x, _ = toy_data(config.data, 4000, seed=10**6 + seed)
+    with torch.no_grad():
+        nll = -model.log_likelihood(x).mean().item()
+    return model, {"test_nll_nats": nll, "probability_mass": probability_mass(model),
+                   "final_mse": out.diffusion.item(), "final_ce": out.ce.item(),
+                   "wall_time_s": round(time.time() - start, 1)}
+
+
+@torch.no_grad()
+def probability_mass(model: ToyCDM, half_width: float = 4.0, n: int = 400) -> float:
+    """∫ p(x) dx over [−w, w]² by the midpoint rule: 1 for a normalised density (Thm 3.2 has no free constant)."""
+    u = (torch.arange(n) + 0.5) / n * 2 * half_width - half_width
+    xx = torch.cartesian_prod(u, u)
+    return float(model.log_likelihood(xx).exp().sum() * (2 * half_width / n) ** 2)

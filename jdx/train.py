@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .augment import augment
+from .cdm import CDM, CDMObjective, dequantize
 from .classifier import ClassifierConfig, ClassifierObjective, FeatureClassifier
 from .data import Dataset, load_dataset
 from .diffusion import ScheduleConfig
@@ -32,7 +33,7 @@ from .unet import UNetConfig
 
 @dataclass
 class TrainConfig:
-    kind: str = "joint"              # joint | ddpm | classifier
+    kind: str = "joint"              # joint | ddpm | classifier | cdm
     data: str = "fashion-mnist"      # or a folder with one sub-folder of images per class
     out: str = "checkpoints/fmnist-joint"
     steps: int = 20000
@@ -43,6 +44,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     lam: float = 1e-3                # λ of the joint loss (the paper's value)
+    w_ce: float = 1e-3               # CDM: weight of the noise-level cross-entropy (the paper's value)
     labels_per_class: int = 0        # 0: every label; N: N labels per class, the rest diffusion-only
     augment: bool = True             # random flips/affine for the classifier's batch (never the diffusion batch)
     eval_every: int = 1000
@@ -53,6 +55,8 @@ class TrainConfig:
     amp: bool = True
     compile: bool = False            # torch.compile the objective (helps on CUDA)
     max_minutes: float = 0.0         # stop (and save) after this much wall time in this process; 0: no limit
+    lr_minutes: float = 0.0          # >0: the cosine decay runs over this much training time (summed over
+                                     # resumes) instead of over `steps`, so a time-boxed run still anneals
     save_dtype: str = "float32"      # float16 halves the shipped file (weights are cast back on load)
     init: str = ""                   # start from this checkpoint's weights (fresh optimizer): fine-tuning
     # model shape
@@ -101,6 +105,11 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     unet = UNetConfig(cfg.channels, cfg.channels, cfg.image_size, cfg.base_channels, tuple(cfg.channel_mult),
                       cfg.num_res_blocks, tuple(cfg.attention_levels), cfg.dropout)
     schedule = ScheduleConfig(cfg.schedule, cfg.T)
+    if cfg.kind == "cdm":
+        # No time input; the last conv feeds pooling + the level head, so it keeps base_channels channels.
+        unet = UNetConfig(cfg.channels, cfg.base_channels, cfg.image_size, cfg.base_channels, tuple(cfg.channel_mult),
+                          cfg.num_res_blocks, tuple(cfg.attention_levels), cfg.dropout, time_input=False)
+        return CDM(unet, schedule)
     if cfg.kind == "ddpm":
         return DiffusionModel(unet, schedule)
     if cfg.kind == "joint":
@@ -110,7 +119,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
 
 def build_objective(cfg: TrainConfig, model: nn.Module) -> nn.Module:
     return {"classifier": lambda: ClassifierObjective(model), "ddpm": lambda: DiffusionObjective(model),
-            "joint": lambda: JointObjective(model, cfg.lam)}[cfg.kind]()
+            "joint": lambda: JointObjective(model, cfg.lam), "cdm": lambda: CDMObjective(model, cfg.w_ce)}[cfg.kind]()
 
 
 class EMA:
@@ -143,10 +152,12 @@ def labelled_indices(labels: Tensor, per_class: int, seed: int) -> Tensor:
     return torch.cat(chosen)
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
+def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    if cfg.lr_minutes > 0:
+        progress = max(progress, min(1.0, elapsed_s / (60 * cfg.lr_minutes)))
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -169,6 +180,11 @@ def evaluate(model: nn.Module, test: Dataset, n: int, device: torch.device, batc
             eps_hat = model.eps(model.schedule.noise_to(x0, t, eps), t)
             total += F.mse_loss(eps_hat.float(), eps, reduction="sum").item() / eps[0].numel()
         out["test_diffusion_loss"] = total / len(subset)
+    if isinstance(model, CDM):
+        g = torch.Generator().manual_seed(1234)
+        bpd = [model.bits_per_dim(dequantize(subset.to_model(slice(i, i + batch)), g).to(device)).sum().item()
+               for i in range(0, len(subset), batch)]
+        out["test_bpd"] = sum(bpd) / len(subset)
     out["eval_images"] = len(subset)
     return out
 
@@ -232,6 +248,8 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
     if world > 1:
         runner = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
+        if cfg.kind == "cdm":
+            raise ValueError("--compile does not support the CDM loss (torch.compile has no double backward)")
         runner = torch.compile(runner)
     gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank + step)
 
@@ -261,7 +279,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
     try:
         while step < cfg.steps:
             for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, step)
+                group["lr"] = lr_at(cfg, step, elapsed)
             idx = torch.randint(0, len(images), (local_batch,), device=device, generator=gen)
             lab = labelled[torch.randint(0, len(labelled), (local_batch,), device=device, generator=gen)]
             x0 = images[idx].float() / 127.5 - 1

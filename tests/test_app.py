@@ -27,8 +27,11 @@ def app_url(tmp_path_factory, tiny_joint, shapes_dir):
     for suffix in (".json", ".safetensors"):
         shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
         for toy in ("moons", "gmm", "spirals"):
-            shutil.copy(ROOT / "checkpoints" / f"toy-{toy}{suffix}", folder / f"toy-{toy}{suffix}")
+            for name in (f"toy-{toy}", f"toy-{toy}-cdm"):
+                shutil.copy(ROOT / "checkpoints" / f"{name}{suffix}", folder / f"{name}{suffix}")
     assert main(["train", "ddpm", "--data", str(shapes_dir), "--out", str(folder / "tiny-ddpm"), "--steps", "3"]
+                + TINY) == 0
+    assert main(["train", "cdm", "--data", str(shapes_dir), "--out", str(folder / "tiny-cdm"), "--steps", "3"]
                 + TINY) == 0
     old = models.CHECKPOINT_DIR
     models.CHECKPOINT_DIR = folder
@@ -77,7 +80,7 @@ def test_every_endpoint_is_named(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     expected = {"/predict", "/attribute", "/attribute_class", "/robustness", "/denoise", "/scrub", "/gif",
                 "/gradients", "/counterfactual", "/forward", "/toy_field", "/toy_classes", "/toy_reverse",
-                "/toy_counterfactual", "/model_info", "/example", "/use_drawing"}
+                "/toy_counterfactual", "/model_info", "/example", "/use_drawing", "/noise_level", "/toy_cdm_field"}
     assert expected <= names, expected - names
 
 
@@ -146,11 +149,24 @@ def test_diffusion_only_model_explains_what_it_cannot_do(client, images):
 def test_toy_playground(client):
     for name in ("moons", "gmm", "spirals"):
         assert client.predict(name, 30, api_name="/toy_field")["type"] == "matplotlib"
+        assert client.predict(name, 30, api_name="/toy_cdm_field")["type"] == "matplotlib"
     assert client.predict("moons", api_name="/toy_reverse")["type"] == "matplotlib"
     fig = client.predict("moons", -0.5, 0.3, "lower moon", 40, 3, 0, api_name="/toy_counterfactual")
     assert fig["type"] == "matplotlib"
     # Picking a data set offers its classes as targets (and from then on only those, in this session).
     assert client.predict("gmm", api_name="/toy_classes")["value"] == "south-east"
+
+
+def test_noise_level_view(client, images):
+    x_t, x0_cdm, x0_ddm, levels, grad, bpd, summary = client.predict(
+        "tiny-ddpm", handle_file(str(images["vbar"])), "tiny-cdm", 20, 0, api_name="/noise_level")
+    assert "True t = 20" in summary and "bits/dim" in summary and "tiny-ddpm" in summary
+    assert Image.open(x0_cdm).size == Image.open(x0_ddm).size == Image.open(x_t).size
+    assert levels["type"] == grad["type"] == bpd["type"] == "matplotlib"
+    with pytest.raises(AppError, match="not in the list of choices"):   # Gradio checks the CDM picker
+        client.predict("tiny-ddpm", handle_file(str(images["vbar"])), "tiny-joint", 20, 0, api_name="/noise_level")
+    with pytest.raises(AppError, match="not an image|No image"):
+        client.predict("tiny-ddpm", handle_file(str(images["text"])), "tiny-cdm", 20, 0, api_name="/noise_level")
 
 
 def test_example_and_drawing(client, tmp_path):

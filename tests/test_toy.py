@@ -41,6 +41,16 @@ def test_cli_trains_and_loads_a_toy_checkpoint(tmp_path):
     assert main(["train", "toy", "--data", "fashion-mnist", "--steps", "2", "--out", str(out)]) == 2
 
 
+def test_cli_trains_a_toy_noise_level_classifier(tmp_path):
+    out = tmp_path / "toy-cdm"
+    assert main(["train", "toy-cdm", "--data", "gmm", "--steps", "20", "--batch-size", "64", "--out", str(out),
+                 "--quiet"]) == 0
+    m = jdx.load(out)
+    assert m.kind == "toy-cdm" and set(m.info.metrics) == {"test_nll_nats", "probability_mass"}
+    x = torch.zeros(3, 2)
+    assert m.eps(x, 10).shape == (3, 2) and m.log_likelihood(x).shape == (3,)
+
+
 @pytest.fixture(scope="module")
 def moons():
     return jdx.load(ROOT / "checkpoints/toy-moons")

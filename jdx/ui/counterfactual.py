@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from ..counterfactual import counterfactual as edit
+from ..counterfactual import SCALE, T_STAR, counterfactual as edit
 from ..viz import trajectory_strip
 from .compute import on_compute_thread
 from . import models, plots
@@ -21,7 +21,7 @@ CF_STEPS = 25
 
 
 @on_compute_thread
-def counterfactual(model_name: str, image, t_star: int = 200, scale: float = 60.0, seed: int = 0, *weights,
+def counterfactual(model_name: str, image, t_star: int = T_STAR, scale: float = SCALE, seed: int = 0, *weights,
                    progress=gr.Progress()):
     """→ ((before, after) pair, difference map, probability bars, trajectory strip, summary)."""
     model = models.require_classifier(models.get(model_name))
@@ -61,8 +61,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  elem_id=f"cf-w{k}") for k, name in enumerate(class_names)]
         with gr.Column(scale=2):
             with gr.Row():
-                t_star = gr.Slider(10, 500, value=200, step=10, label="how much may change: t*")
-                scale = gr.Slider(0, 120, value=60, step=5, label="guidance scale s")
+                t_star = gr.Slider(10, 500, value=T_STAR, step=10, label="how much may change: t*")
+                scale = gr.Slider(0, 150, value=SCALE, step=5, label="guidance scale s")
                 seed = gr.Number(0, precision=0, label="seed")
             summary = gr.Markdown("Drag a class slider to the right and release it.", elem_id="cf-summary")
             with gr.Row():

@@ -9,7 +9,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from . import counterfactual, denoise, gradients, gradio_fixes, learn, models, predict
+from . import counterfactual, denoise, gradients, gradio_fixes, learn, models, noise_level, predict
 
 gradio_fixes.install()
 
@@ -112,6 +112,8 @@ def build(default: str | None = None) -> gr.Blocks:
                         gradients.build(model_box, image, classes)
                     with gr.Tab("Counterfactual", id="counterfactual"):
                         counterfactual.build(model_box, image, classes)
+                    with gr.Tab("Noise-level classifier", id="noise-level"):
+                        noise_level.build(model_box, image)
                     with gr.Tab("Learn", id="learn"):
                         learn.build(model_box, image)
         model_box.change(lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")

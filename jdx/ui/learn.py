@@ -28,7 +28,9 @@ PLAYGROUND = """**A 2-D playground.** Each point is a data sample with a class (
 learned score ∇ log p_t(x) at noise level t — at large t they all point to the middle, at small t onto the
 data. Shaded regions: what the classifier says at that t. *Reverse process*: particles start as pure noise
 and follow the score onto the data. *Counterfactual*: one point is noised to t\\* and walked back with the
-classifier's guidance toward another class — it ends in that class's region."""
+classifier's guidance toward another class — it ends in that class's region. *Noise-level classifier*: a
+second network that only learned to tell noise levels apart (a CDM, no t input); the gradient of its log-odds
+gives the same field as the denoiser (Thm 3.1), and its outputs give the exact density (shading, Thm 3.2)."""
 
 
 @on_compute_thread
@@ -86,14 +88,43 @@ def toy_field(name: str = "moons", t: int = 10):
     """The learned score field at t over the data, with the classifier's regions at t."""
     model = _toy(name)
     t = int(min(max(int(t), 1), model.schedule.T))
-    gx, gy, pts = _grid(21)
-    s = model.score(pts, t).numpy()
-    # Arrow length ∝ the step a reverse update takes (σ_t² · score), so that fields at all t fit the plot.
-    step = s * float(1 - model.schedule.alpha_bar[t]) * 0.5
-    arrows = (gx, gy, step[:, 0].reshape(gx.shape), step[:, 1].reshape(gx.shape))
     return plots.toy_scene(*_scatter(name), model.info.class_names,
-                           f"score field and classifier regions at t = {t} of {model.schedule.T}",
-                           regions=_regions(model, t), arrows=arrows)
+                           f"denoiser's score field and classifier regions\nat t = {t} of {model.schedule.T}",
+                           regions=_regions(model, t), arrows=_arrows(model, t))
+
+
+def _toy_cdm(name: str):
+    if name not in TOY_SETS:
+        raise gr.Error(f"unknown toy data set {name!r}; choose from {', '.join(TOY_SETS)}")
+    return models.get(f"toy-{name}-cdm", on="cpu")
+
+
+def _arrows(model, t: int) -> tuple[np.ndarray, ...]:
+    """The score at t on a 21×21 grid, as arrows ∝ the step a reverse update takes (σ_t² · score), so that
+    fields at all t fit the plot and the two models' fields are drawn to one scale."""
+    gx, gy, pts = _grid(21)
+    step = model.score(pts, t).numpy() * float(1 - model.schedule.alpha_bar[t]) * 0.5
+    return gx, gy, step[:, 0].reshape(gx.shape), step[:, 1].reshape(gx.shape)
+
+
+@on_compute_thread
+def toy_cdm_field(name: str = "moons", t: int = 10):
+    """The noise-level classifier's field −(∇ₓF + x) at t (Thm 3.1) over its one-pass log-density (Thm 3.2),
+    and how closely it matches the denoiser's score field (mean cosine over the grid)."""
+    cdm, joint = _toy_cdm(name), _toy(name)
+    t = int(min(max(int(t), 1), cdm.schedule.T))
+    arrows = _arrows(cdm, t)
+    ref = _arrows(joint, t) if joint.schedule.T == cdm.schedule.T else None
+    title = f"noise-level classifier: −(∇F + x) at t = {t}"
+    if ref is not None:
+        a = np.stack([arrows[2].ravel(), arrows[3].ravel()], 1)
+        b = np.stack([ref[2].ravel(), ref[3].ravel()], 1)
+        cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        title += f"\nagreement with the denoiser's field: mean cos = {cos.mean():.2f}"
+    gx, gy, pts = _grid(90)
+    with torch.no_grad():
+        log_p = cdm.log_likelihood(pts).numpy().reshape(gx.shape)
+    return plots.toy_scene(*_scatter(name), cdm.info.class_names, title, arrows=arrows, density=(gx, gy, log_p))
 
 
 def toy_reverse(name: str = "moons", n: int = 400, sampler: str = "ddpm", seed: int = 0, frames: int = 10):
@@ -148,6 +179,9 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         toy_t = gr.Slider(1, 100, value=10, step=1, label="t for the score field")
     with gr.Row():
         field = gr.Plot(toy_field(first), label="score field", show_label=False)
+        cdm_field = gr.Plot(toy_cdm_field(first), label="noise-level classifier field", show_label=False,
+                            elem_id="toy-cdm-field")
+    with gr.Row():
         moving = gr.Plot(label="reverse process", show_label=False, elem_id="toy-moving")
         path = gr.Plot(label="counterfactual path", show_label=False)
     with gr.Row():
@@ -159,6 +193,7 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         toy_scale = gr.Slider(0, 10, value=3, step=0.5, label="guidance s")
         cf_btn = gr.Button("Walk the point", elem_id="toy-cf-btn")
     gr.on([data.change, toy_t.release], toy_field, [data, toy_t], field, api_name="toy_field")
+    gr.on([data.change, toy_t.release], toy_cdm_field, [data, toy_t], cdm_field, api_name="toy_cdm_field")
     data.change(lambda d: gr.update(choices=TOY_SETS[d][1], value=TOY_SETS[d][1][-1]), data, target,
                 api_name="toy_classes")
     reverse_btn.click(toy_reverse, data, moving, api_name="toy_reverse")

@@ -124,11 +124,16 @@ def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) 
 def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str,
               regions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
               arrows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-              particles: np.ndarray | None = None, path: np.ndarray | None = None) -> Figure:
-    """The 2-D playground: the data coloured by class, the classifier's regions, a vector field, moving
-    particles and a counterfactual path — whichever are given."""
+              particles: np.ndarray | None = None, path: np.ndarray | None = None,
+              density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Figure:
+    """The 2-D playground: the data coloured by class, the classifier's regions, a log-density, a vector
+    field, moving particles and a counterfactual path — whichever are given."""
     fig = _fig(5.6, 5.2, bottom=0.08)
     ax = fig.add_subplot()
+    if density is not None:
+        gx, gy, log_p = density
+        top = float(log_p.max())
+        ax.contourf(gx, gy, np.clip(log_p, top - 8, top), levels=12, cmap="Greys", alpha=0.5)
     if regions is not None:
         gx, gy, lab = regions
         from matplotlib.colors import ListedColormap
@@ -148,4 +153,35 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
         ax.plot(*path[-1], "*", color="#e15759", ms=16, mec="k", label="counterfactual")
     ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal", title=title)
     ax.legend(loc="lower right", fontsize=7, markerscale=2)
+    return fig
+
+
+def level_posterior(probs: np.ndarray, t_true: int, T: int, expected: float) -> Figure:
+    """p(t | x_t) over the levels 0 … T+1 with the true level marked."""
+    fig = _fig(6.0, 3.0, bottom=0.17)
+    ax = fig.add_subplot()
+    ax.fill_between(np.arange(len(probs)), probs, color=colour(0), alpha=0.35, step="mid")
+    ax.plot(np.arange(len(probs)), probs, color=colour(0), lw=1.5, drawstyle="steps-mid", label="p(t | x_t)")
+    ax.axvline(t_true, color="k", ls="--", lw=1.2, label=f"true t = {t_true}")
+    ax.axvline(expected, color=colour(2), ls=":", lw=1.5, label=f"mean guess {expected:.0f}")
+    ax.set(xlim=(0, T + 1), ylim=(0, None), xlabel="noise level t (0 clean, T+1 pure noise)",
+           ylabel="probability", title="how noisy does x_t look?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | None = None) -> Figure:
+    """The test set's bits/dim as a histogram, the given image as a red line, and reference means (OOD sets)."""
+    fig = _fig(6.0, 3.0, bottom=0.17)
+    ax = fig.add_subplot()
+    if hist:
+        edges = np.asarray(hist["edges"])
+        ax.stairs(hist["counts"], edges, fill=True, color="#9aa5b1", alpha=0.7, label="test images")
+    for i, (name, v) in enumerate((others or {}).items()):
+        ax.axvline(v, color=colour(3 + i), ls=":", lw=1.5, label=f"{name} (mean)")
+    ax.axvline(value, color="#e15759", lw=2.5, label=f"your image: {value:.2f}")
+    ax.set(xlabel="bits/dim (lower: more likely)", ylabel="images", title="one-pass likelihood (Thm 3.2)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return fig
