@@ -13,6 +13,7 @@ classifier's outputs are log-ratios of the noisy densities, and p_{T+1} = N(0, I
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch.nn.functional import cross_entropy
@@ -34,6 +35,12 @@ def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     p = ((x + 1) * 127.5).round()
     u = torch.rand_like(x) if generator is None else torch.rand(x.shape, generator=generator).to(x.device)
     return (p + u) * (2 / 256) - 1
+
+
+class LevelDenoising(NamedTuple):
+    eps_hat: Tensor     # (B, …) ε̂ from Thm 3.1
+    grad_F: Tensor      # (B, …) ∇ₓF(x_t, t)
+    logits: Tensor      # (B, T+2) f_θ(x_t)
 
 
 class LevelClassifier:
@@ -68,23 +75,30 @@ class LevelClassifier:
 
     def F(self, x: Tensor, t: Tensor) -> Tensor:
         """F(x, t) = log p(T+1 | x) − log p(t | x) = f[T+1] − f[t] (the softmax normaliser cancels)."""
-        f = self.logits(x)
+        return self.log_odds(self.logits(x), t)
+
+    @staticmethod
+    def log_odds(f: Tensor, t: Tensor) -> Tensor:
+        """F from given logits f (B, T+2) at levels t (B,)."""
         return f[:, -1] - f.gather(1, t[:, None]).squeeze(1)
 
-    def eps_and_grad(self, x_t: Tensor, t: Tensor | int, create_graph: bool = False) -> tuple[Tensor, Tensor]:
-        """Thm 3.1: ε̂ = √(1 − ᾱ_t) · (∇ₓF(x_t, t) + x_t); also returns ∇ₓF. create_graph keeps the graph (the
-        training loss differentiates ε̂ again); otherwise both come back detached."""
+    def eps_and_grad(self, x_t: Tensor, t: Tensor | int, create_graph: bool = False) -> "LevelDenoising":
+        """Thm 3.1: ε̂ = √(1 − ᾱ_t) · (∇ₓF(x_t, t) + x_t), with ∇ₓF and the logits it came from. create_graph
+        keeps the graph (the training loss differentiates ε̂ again); otherwise all come back detached."""
         t = torch.as_tensor(t, device=x_t.device).long().expand(x_t.shape[0])
         with torch.enable_grad():
-            x = x_t if create_graph else x_t.detach().requires_grad_(True)
-            grad_F, = torch.autograd.grad(self.F(x, t).sum(), x, create_graph=create_graph)
+            x = x_t if x_t.requires_grad else x_t.detach().requires_grad_(True)
+            f = self.logits(x)                                                 # (B, T+2)
+            grad_F, = torch.autograd.grad(self.log_odds(f, t).sum(), x, create_graph=create_graph)
         a = self.alpha_bar[t].reshape(-1, *[1] * (x_t.dim() - 1))
-        eps_hat = (1 - a).sqrt() * (grad_F + x_t)
-        return (eps_hat, grad_F) if create_graph else (eps_hat.detach(), grad_F.detach())
+        eps_hat = (1 - a).sqrt() * (grad_F + x)
+        if create_graph:
+            return LevelDenoising(eps_hat, grad_F, f)
+        return LevelDenoising(eps_hat.detach(), grad_F.detach(), f.detach())
 
     def eps(self, x_t: Tensor, t: Tensor | int) -> Tensor:
         """The sampler interface: any ε-sampler runs on a CDM (each step one forward and one backward pass)."""
-        return self.eps_and_grad(x_t, t)[0]
+        return self.eps_and_grad(x_t, t).eps_hat
 
     def eps_fn(self, x_t: Tensor, t: int) -> Tensor:
         return self.eps(x_t, t)
@@ -146,12 +160,7 @@ class CDMObjective(nn.Module):
         t = torch.randint(0, model.levels, (B,), device=x0.device)
         eps = torch.randn_like(x0)
         x_t = model.noise_to(x0, t, eps).requires_grad_(True)
-        with torch.enable_grad():
-            f = model.logits(x_t)                                         # (B, T+2)
-            F_xt = f[:, -1] - f.gather(1, t[:, None]).squeeze(1)
-            grad_F, = torch.autograd.grad(F_xt.sum(), x_t, create_graph=True)
-        a = model.alpha_bar[t].reshape(-1, *[1] * (x0.dim() - 1))
-        eps_hat = (1 - a).sqrt() * (grad_F + x_t)
+        eps_hat, _, f = model.eps_and_grad(x_t, t, create_graph=True)
         noisy = (t > 0).float()
         per_image = (eps - eps_hat.float()).pow(2).flatten(1).mean(1)
         l_mse = (per_image * noisy).sum() / noisy.sum().clamp(min=1)

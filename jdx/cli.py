@@ -212,6 +212,42 @@ def cmd_likelihood(args) -> None:
             print(f"{path}: {float(bpd[0]):.3f} bits/dim ({method})")
 
 
+def cmd_probe(args) -> None:
+    from .probes import heat_map, sweep
+    device = _seed_and_device(args)
+    model = load_model(args.ckpt, device)
+    if not hasattr(model, "unet"):
+        raise UsageError(f"{args.ckpt} is a {model.kind} model: probes need a U-Net checkpoint (joint, ddpm or cdm)")
+    c = model.info.data
+    data = args.data or c.get("source", "fashion-mnist")
+    train = load_dataset(data, "train", c.get("image_size", 28), c.get("channels", 1))
+    test = load_dataset(data, "test", c.get("image_size", 28), c.get("channels", 1))
+    g = torch.Generator().manual_seed(args.seed)
+    pick = lambda d, n: torch.randperm(len(d), generator=g)[: n or len(d)]   # noqa: E731
+    tr, te = pick(train, args.train_n), pick(test, args.test_n)
+    n_blocks = len(model.unet.block_names)
+    blocks = list(range(n_blocks)) if not args.blocks else list(args.blocks)
+    if any(not 0 <= b < n_blocks for b in blocks):
+        raise UsageError(f"--blocks must be in 0…{n_blocks - 1}: " + ", ".join(f"{i}={n}" for i, n in enumerate(model.unet.block_names)))
+    T = model.schedule.T
+    ts = list(args.t) if args.t else sorted({round(f * T) for f in (0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)})
+    if any(not 0 <= t <= T for t in ts):
+        raise UsageError(f"--t must be in 0…{T}")
+    result = sweep(model, (train.to_model(tr), train.labels[tr]), (test.to_model(te), test.labels[te]), blocks, ts,
+                   args.pool, args.head, Path(args.cache) if args.cache else None, args.seed, progress=not args.quiet)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    block, t, acc = result.best()
+    report = {"checkpoint": str(model.info.path), "kind": model.kind, "head": args.head, "pool": args.pool,
+              "train_images": len(tr), "test_images": len(te), "blocks": result.blocks, "block_index": blocks,
+              "t": result.ts, "accuracy": result.accuracy.tolist(), "pixel_probe_accuracy": result.pixels,
+              "best": {"block": block, "t": t, "accuracy": acc},
+              "command": "jdx " + " ".join(shlex.quote(a) for a in args.argv)}
+    checkpoint.write_json(out / "probe.json", report)
+    heat_map(result, f"{model.info.name}, {args.head} probe, pool {args.pool}").savefig(out / "probe.png")
+    print(f"best: {block} at t = {t}: {acc:.1%} (pixels {result.pixels:.1%}); wrote {out / 'probe.json'} and {out / 'probe.png'}")
+
+
 def cmd_sample(args) -> None:
     from .generate import generate
     from .viz import grid
@@ -401,6 +437,21 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {DDPM_CHECKPOINT} when it exists and fits; '' for none)")
     _common(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("probe", help="linear (or attention) probes on every block's features at every noise level")
+    p.add_argument("ckpt")
+    p.add_argument("--blocks", type=_tuple, default=(), help="block indices (default: all; see the error for names)")
+    p.add_argument("--t", type=_tuple, default=(), help="noise levels (default: 0, 2, 5, 10, 20, 30, 50 %% of T)")
+    p.add_argument("--pool", type=int, default=2, choices=[1, 2, 4], help="average-pool each map to p×p")
+    p.add_argument("--head", default="linear", choices=["linear", "attention"])
+    p.add_argument("--train-n", type=int, default=10000, help="training images for the probes (0: all)")
+    p.add_argument("--test-n", type=int, default=0, help="test images (0: all)")
+    p.add_argument("--data", default=None)
+    p.add_argument("--cache", default=None, help="feature cache folder (default ~/.cache/jdx/features)")
+    p.add_argument("--out", required=True, help="folder for probe.json and probe.png")
+    p.add_argument("--quiet", action="store_true")
+    _common(p)
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("likelihood", help="bits/dim of images: one pass for a CDM, the variational bound otherwise")
     p.add_argument("ckpt")

@@ -57,8 +57,8 @@ def counterfactuals(device: str) -> None:
             if c == 0:
                 ax.set_ylabel(label, color="w", fontsize=9)
         for c in range(len(idx)):
-            axes[2, c].set_xlabel(f"{names[before[c]]}\n→ {names[after[c]]}  (target {names[targets[c]]})",
-                                  color="#f2c45a", fontsize=7)
+            missed = "" if after[c] == targets[c] else f"\n(target {names[targets[c]]})"
+            axes[2, c].set_xlabel(f"{names[before[c]]}\n→ {names[after[c]]}{missed}", color="#f2c45a", fontsize=8)
     fig.savefig(ASSETS / "counterfactuals.png", facecolor=fig.get_facecolor())
 
 

@@ -80,7 +80,8 @@ def test_every_endpoint_is_named(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     expected = {"/predict", "/attribute", "/attribute_class", "/robustness", "/denoise", "/scrub", "/gif",
                 "/gradients", "/counterfactual", "/forward", "/toy_field", "/toy_classes", "/toy_reverse",
-                "/toy_counterfactual", "/model_info", "/example", "/use_drawing", "/noise_level", "/toy_cdm_field"}
+                "/toy_counterfactual", "/model_info", "/example", "/use_drawing", "/noise_level", "/toy_cdm_field",
+                "/representations"}
     assert expected <= names, expected - names
 
 
@@ -167,6 +168,13 @@ def test_noise_level_view(client, images):
         client.predict("tiny-ddpm", handle_file(str(images["vbar"])), "tiny-joint", 20, 0, api_name="/noise_level")
     with pytest.raises(AppError, match="not an image|No image"):
         client.predict("tiny-ddpm", handle_file(str(images["text"])), "tiny-cdm", 20, 0, api_name="/noise_level")
+
+
+def test_representations_view(client, images):
+    maps, pca, summary = client.predict("tiny-joint", handle_file(str(images["hbar"])), "mid", 10, 0,
+                                        api_name="/representations")
+    assert maps["type"] == pca["type"] == "matplotlib"
+    assert "Block **mid**, t = 10" in summary and "test images nearest to yours" in summary
 
 
 def test_example_and_drawing(client, tmp_path):

@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import jdx
@@ -76,3 +77,13 @@ def test_torchrun_two_cpu_processes(tmp_path, shapes_dir):
     assert r.returncode == 0, r.stderr[-2000:]
     t = jdx.load(out).info.training
     assert t["processes"] == 2 and t["steps"] == 3
+
+
+def test_lr_minutes_anneals_over_wall_time():
+    from jdx.train import TrainConfig, lr_at
+    cfg = TrainConfig(lr=1e-3, warmup=10, steps=100_000, lr_minutes=2.0)
+    assert lr_at(cfg, 5, 0.0) == pytest.approx(1e-3 * 6 / 10)          # warm-up is still by steps
+    assert lr_at(cfg, 20, 0.0) == pytest.approx(1e-3, rel=1e-3)         # far from the step budget: full lr
+    assert lr_at(cfg, 20, 60.0) == pytest.approx(1e-3 * 0.55)           # half the time: half-way down the cosine
+    assert lr_at(cfg, 20, 600.0) == pytest.approx(1e-4)                 # past the time box: the 10 % floor
+    assert lr_at(TrainConfig(lr=1e-3, warmup=10, steps=110), 110, 600.0) == pytest.approx(1e-4)  # steps still count

@@ -9,7 +9,8 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from . import counterfactual, denoise, gradients, gradio_fixes, learn, models, noise_level, predict
+from . import (counterfactual, denoise, gradients, gradio_fixes, learn, models, noise_level, predict,
+               representations)
 
 gradio_fixes.install()
 
@@ -114,6 +115,8 @@ def build(default: str | None = None) -> gr.Blocks:
                         counterfactual.build(model_box, image, classes)
                     with gr.Tab("Noise-level classifier", id="noise-level"):
                         noise_level.build(model_box, image)
+                    with gr.Tab("Representations", id="representations"):
+                        representations.build(model_box, image, first)
                     with gr.Tab("Learn", id="learn"):
                         learn.build(model_box, image)
         model_box.change(lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")

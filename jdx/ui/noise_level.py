@@ -41,7 +41,7 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
     x_t = cdm.schedule.noise_to(x0, t, eps)
 
     probs = cdm.level_probs(x_t)[0].detach().float().cpu().numpy()              # over 0 … T+1
-    eps_cdm, grad_F = cdm.eps_and_grad(x_t, t)
+    eps_cdm, grad_F, _ = cdm.eps_and_grad(x_t, t)
     x0_cdm = cdm.schedule.x0_from_eps(x_t, t, eps_cdm).clamp(-1, 1)
     figs_x0 = [x0_cdm]
     titles = ["CDM x̂₀ (from ∇ₓF)"]

@@ -185,3 +185,35 @@ def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def channel_grid(fmap: np.ndarray, title: str, max_channels: int = 32) -> Figure:
+    """The first channels of one feature map (C, H, W), each on its own colour scale."""
+    n = min(max_channels, fmap.shape[0])
+    cols = 8
+    rows = (n + cols - 1) // cols
+    fig = _fig(6.4, 0.9 * rows + 0.6, bottom=0.02)
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.9, wspace=0.08, hspace=0.08)
+    axes = np.atleast_2d(fig.subplots(rows, cols))
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([]), ax.set_yticks([])
+        if i < n:
+            ax.imshow(fmap[i], cmap="magma", interpolation="nearest")
+        else:
+            ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def pca_scatter(coords: np.ndarray, labels: np.ndarray, names: Sequence[str], mine: np.ndarray, title: str) -> Figure:
+    """Test images in two principal components, coloured by class, and the given image as a star."""
+    fig = _fig(6.4, 4.6, bottom=0.1)
+    ax = fig.add_subplot()
+    for k, name in enumerate(names):
+        sel = labels == k
+        ax.scatter(coords[sel, 0], coords[sel, 1], s=5, color=colour(k), alpha=0.6, label=name)
+    ax.plot(mine[0], mine[1], "*", color="#e15759", ms=20, mec="k", label="your image")
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7, markerscale=2, loc="best")
+    return fig
