@@ -40,32 +40,28 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
     eps = torch.randn(x0.shape, generator=g).to(x0.device)
     x_t = cdm.schedule.noise_to(x0, t, eps)
 
-    probs = cdm.level_probs(x_t)[0].detach().float().cpu().numpy()              # over 0 … T+1
-    eps_cdm, grad_F, _ = cdm.eps_and_grad(x_t, t)
+    eps_cdm, grad_F, logits = cdm.eps_and_grad(x_t, t)                      # one forward + one backward
+    probs = logits[0].softmax(-1).cpu().numpy()                                # p(t | x_t) over 0 … T+1
     x0_cdm = cdm.schedule.x0_from_eps(x_t, t, eps_cdm).clamp(-1, 1)
     figs_x0 = [x0_cdm]
-    titles = ["CDM x̂₀ (from ∇ₓF)"]
-    other = None
-    if model_name:
-        other = models.get(model_name)
-        if other.info.data.get("image_size") == cdm.info.data.get("image_size"):
-            with torch.no_grad():
-                x0_ddm = other.schedule.x0_from_eps(x_t, t, other.eps(x_t, t)).clamp(-1, 1)
-            figs_x0.append(x0_ddm)
-            titles.append(f"{other.info.name} x̂₀")
-        else:
-            other = None
+    other = models.get(model_name) if model_name else None
+    if other is not None and other.info.data.get("image_size") == cdm.info.data.get("image_size"):
+        with torch.no_grad():
+            figs_x0.append(other.schedule.x0_from_eps(x_t, t, other.eps(x_t, t)).clamp(-1, 1))
+    else:
+        other = None
     errors = [float((x - x0).pow(2).mean()) for x in figs_x0]
 
     clean = dequantize(x0.cpu(), torch.Generator().manual_seed(int(seed))).to(x0.device)
-    bpd = float(cdm.bits_per_dim(clean)[0])
+    with torch.no_grad():
+        bpd = float(cdm.bits_per_dim(clean)[0])
     metrics = cdm.info.metrics
 
     expected_t = float((np.arange(len(probs)) * probs).sum())
     level_fig = plots.level_posterior(probs, t, T, expected_t)
     maps = [channel_mean(grad_F), channel_mean(x0_cdm - x0)] + ([channel_mean(figs_x0[1] - x0)] if other else [])
     map_titles = ["∇ₓF(x_t, t)", f"CDM x̂₀ − x₀ (MSE {errors[0]:.4f})"] + \
-        ([f"{titles[1].split(' x̂₀')[0]} x̂₀ − x₀ (MSE {errors[1]:.4f})"] if other else [])
+        ([f"{other.info.name} x̂₀ − x₀ (MSE {errors[1]:.4f})"] if other else [])
     grad_fig = plots.heatmaps(maps, map_titles, shared=False, suptitle=f"t = {t}: the classifier's gradient and each "
                               "denoiser's error (own colour scales)")
     bpd_fig = plots.bpd_histogram(metrics.get("nll_histogram"), bpd, metrics.get("ood_bpd", {}))
