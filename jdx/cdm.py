@@ -73,13 +73,10 @@ class LevelClassifier:
         a = self.alpha_bar[t].reshape(-1, *[1] * (x0.dim() - 1))
         return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
-    def F(self, x: Tensor, t: Tensor) -> Tensor:
-        """F(x, t) = log p(T+1 | x) − log p(t | x) = f[T+1] − f[t] (the softmax normaliser cancels)."""
-        return self.log_odds(self.logits(x), t)
-
     @staticmethod
     def log_odds(f: Tensor, t: Tensor) -> Tensor:
-        """F from given logits f (B, T+2) at levels t (B,)."""
+        """F(x, t) = log p(T+1 | x) − log p(t | x) = f[T+1] − f[t] from the logits f (B, T+2) of x at levels
+        t (B,): the softmax normaliser cancels."""
         return f[:, -1] - f.gather(1, t[:, None]).squeeze(1)
 
     def eps_and_grad(self, x_t: Tensor, t: Tensor | int, create_graph: bool = False) -> "LevelDenoising":

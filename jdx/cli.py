@@ -14,7 +14,7 @@ import torch
 from . import checkpoint
 from .checkpoint import CheckpointError
 from .counterfactual import SCALE as CF_DEFAULT_SCALE, T_STAR as CF_DEFAULT_T_STAR
-from .data import DataError, Prepared, load_dataset, prepare_image, restore_like, to_uint8
+from .data import DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
 from .train import TrainConfig, pick_device
 
 # Defaults chosen from the measurements in README.md (guided samples and counterfactuals of the shipped model).
@@ -122,9 +122,7 @@ def cmd_eval(args) -> None:
     from .evaluate import accuracy, counterfactual_flips, sample_quality
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device)
-    data = args.data or model.info.data.get("source", "fashion-mnist")
-    c = model.info.data
-    test = load_dataset(data, "test", c.get("image_size", 28), c.get("channels", 1))
+    test = load_like(model.info.data, "test", args.data)
     if args.limit:
         test.images, test.labels = test.images[: args.limit], test.labels[: args.limit]
     report = {"checkpoint": str(model.info.path), "kind": model.kind, "device": str(device)}
@@ -138,7 +136,7 @@ def cmd_eval(args) -> None:
     needs_clf = (diffusion and args.fid_samples > 0) or (model.kind == "joint" and args.cf_n > 0)
     clf = load_model(args.feature_classifier, device) if needs_clf else None
     if diffusion and args.fid_samples > 0:
-        train_set = load_dataset(data, "train", c.get("image_size", 28), c.get("channels", 1))
+        train_set = load_like(model.info.data, "train", args.data)
         report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, args.batch,
                                      args.seed, args.guidance if model.kind == "joint" else 0.0))
     if model.kind == "joint" and args.cf_n > 0:
@@ -218,10 +216,7 @@ def cmd_probe(args) -> None:
     model = load_model(args.ckpt, device)
     if not hasattr(model, "unet"):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: probes need a U-Net checkpoint (joint, ddpm or cdm)")
-    c = model.info.data
-    data = args.data or c.get("source", "fashion-mnist")
-    train = load_dataset(data, "train", c.get("image_size", 28), c.get("channels", 1))
-    test = load_dataset(data, "test", c.get("image_size", 28), c.get("channels", 1))
+    train, test = (load_like(model.info.data, split, args.data) for split in ("train", "test"))
     g = torch.Generator().manual_seed(args.seed)
     pick = lambda d, n: torch.randperm(len(d), generator=g)[: n or len(d)]   # noqa: E731
     tr, te = pick(train, args.train_n), pick(test, args.test_n)

@@ -126,6 +126,13 @@ def load_dataset(name: str, split: str = "train", image_size: int = 28, channels
 
 # ---------- any user image ↔ model tensors --------------------------------------------------------------
 
+
+def load_like(meta: dict, split: str, source: str | None = None) -> "Dataset":
+    """A split of the data set described by a checkpoint's "data" block (or of `source` instead), at that
+    checkpoint's image size and channels."""
+    return load_dataset(source or meta.get("source", "fashion-mnist"), split, meta.get("image_size", 28),
+                        meta.get("channels", 1))
+
 def open_image(source) -> Image.Image:
     """Open a path, bytes-like or PIL image with a clear error for anything that is not a usable picture."""
     if isinstance(source, Image.Image):

@@ -11,41 +11,44 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .cdm import CDM, dequantize
-from .elbo import ddpm_elbo
+from .elbo import ELBO, ddpm_elbo
 
 
 def bits_per_dim(model: nn.Module, x: Tensor, seed: int = 0, batch: int = 250, progress: bool = False) -> tuple[Tensor, str]:
     """(bits/dim per image, method) for x (N, C, H, W) on the 8-bit grid in [−1, 1]. CDM: one network pass
     on the uniformly dequantised image; other diffusion models: the DDPM bound (T passes, σ_t² = β̃_t)."""
-    device = next(model.parameters()).device
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        if isinstance(model, CDM):
-            for i in range(0, len(x), batch):
-                out.append(model.bits_per_dim(dequantize(x[i:i + batch], g).to(device)).cpu())
-            return torch.cat(out), "cdm one-step (Thm 3.2), dequantised"
-        bar = tqdm(total=model.schedule.T * math.ceil(len(x) / batch), desc="ELBO steps", disable=not progress, leave=False)
-        for i in range(0, len(x), batch):
-            out.append(ddpm_elbo(model.eps_fn, model.schedule, x[i:i + batch].to(device), g, bar).posterior_var.cpu())
-        bar.close()
-    return torch.cat(out), "ddpm variational bound over all steps (σ² = β̃)"
+    if isinstance(model, CDM):
+        device = next(model.parameters()).device
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            out = [model.bits_per_dim(dequantize(x[i:i + batch], g).to(device)).cpu() for i in range(0, len(x), batch)]
+        return torch.cat(out), "cdm one-step (Thm 3.2), dequantised"
+    parts = _elbo_batches(model, x, seed, batch, progress)
+    return torch.cat([p.posterior_var for p in parts]), "ddpm variational bound over all steps (σ² = β̃)"
 
 
 def ddpm_bound(model: nn.Module, x: Tensor, seed: int = 0, batch: int = 500, progress: bool = True) -> dict:
     """The DDPM bound on a test set with both variance choices; the smaller mean is the model's bound."""
+    parts = _elbo_batches(model, x, seed, batch, progress)
+    post = torch.cat([p.posterior_var for p in parts]).mean().item()
+    beta = torch.cat([p.beta for p in parts]).mean().item()
+    return {"elbo_bpd": min(post, beta), "elbo_variance": "posterior (β̃_t)" if post <= beta else "β_t",
+            "elbo_bpd_posterior_var": post, "elbo_bpd_beta": beta,
+            "elbo_prior_bpd": torch.cat([p.prior for p in parts]).mean().item(),
+            "elbo_decoder_bpd": torch.cat([p.decoder for p in parts]).mean().item(), "elbo_images": len(x)}
+
+
+def _elbo_batches(model: nn.Module, x: Tensor, seed: int, batch: int, progress: bool) -> list[ELBO]:
+    """ddpm_elbo over x in batches (one seeded noise stream), results on the CPU, one progress bar of steps."""
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     parts = []
-    with tqdm(total=model.schedule.T * math.ceil(len(x) / batch), desc="ELBO steps", disable=not progress, leave=False) as bar:
+    with tqdm(total=model.schedule.T * math.ceil(len(x) / batch), desc="ELBO steps", disable=not progress,
+              leave=False) as bar:
         for i in range(0, len(x), batch):
-            parts.append(ddpm_elbo(model.eps_fn, model.schedule, x[i:i + batch].to(device), g, bar))
-    post = torch.cat([p.posterior_var.cpu() for p in parts]).mean().item()
-    beta = torch.cat([p.beta.cpu() for p in parts]).mean().item()
-    return {"elbo_bpd": min(post, beta), "elbo_variance": "posterior (β̃_t)" if post <= beta else "β_t",
-            "elbo_bpd_posterior_var": post, "elbo_bpd_beta": beta,
-            "elbo_prior_bpd": torch.cat([p.prior.cpu() for p in parts]).mean().item(),
-            "elbo_decoder_bpd": torch.cat([p.decoder.cpu() for p in parts]).mean().item(), "elbo_images": len(x)}
+            e = ddpm_elbo(model.eps_fn, model.schedule, x[i:i + batch].to(device), g, bar)
+            parts.append(ELBO(*(v.cpu() for v in e)))
+    return parts
 
 
 def denoising_mse(model: nn.Module, x0: Tensor, ts: list[int], seed: int = 0, batch: int = 250) -> dict:

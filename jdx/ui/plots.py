@@ -171,7 +171,8 @@ def level_posterior(probs: np.ndarray, t_true: int, T: int, expected: float) -> 
     return fig
 
 
-def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | None = None) -> Figure:
+def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | None = None,
+                  label: str = "your image") -> Figure:
     """The test set's bits/dim as a histogram, the given image as a red line, and reference means (OOD sets)."""
     fig = _fig(6.0, 3.0, bottom=0.17)
     ax = fig.add_subplot()
@@ -180,7 +181,7 @@ def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | No
         ax.stairs(hist["counts"], edges, fill=True, color="#9aa5b1", alpha=0.7, label="test images")
     for i, (name, v) in enumerate((others or {}).items()):
         ax.axvline(v, color=colour(3 + i), ls=":", lw=1.5, label=f"{name} (mean)")
-    ax.axvline(value, color="#e15759", lw=2.5, label=f"your image: {value:.2f}")
+    ax.axvline(value, color="#e15759", lw=2.5, label=f"{label}: {value:.2f}")
     ax.set(xlabel="bits/dim (lower: more likely)", ylabel="images", title="one-pass likelihood (Thm 3.2)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from ..data import load_dataset
+from ..data import load_like
 from ..probes import Sweep, block_features, heat_map
 from .compute import on_compute_thread
 from . import models, plots
@@ -47,8 +47,7 @@ def _test_features(model_name: str, block: int, t: int) -> tuple[np.ndarray, np.
     """(2-D PCA coordinates of PCA_IMAGES test images, their labels, the mean, the two components) for
     this block and t — computed once per (model, block, t)."""
     model = models.get(model_name)
-    c = model.info.data
-    test = load_dataset(c.get("source", "fashion-mnist"), "test", c.get("image_size", 28), c.get("channels", 1))
+    test = load_like(model.info.data, "test")
     x = test.to_model(slice(0, PCA_IMAGES)).to(next(model.parameters()).device)
     feats = torch.cat([block_features(model, x[i:i + 250], t, 2, seed=i)[block] for i in range(0, len(x), 250)])
     mean = feats.mean(0)
