@@ -53,16 +53,20 @@ def calls(image):
         ("toy score field", "/toy_field", ("moons", 10)),
         ("toy noise-level classifier field", "/toy_cdm_field", ("moons", 10)),
         ("toy reverse process (11 frames)", "/toy_reverse", ("moons",)),
+        ("auxiliary variables: 2-D particles at s (trajectories cached after the first call)", "/aux_particles",
+         ("moons", 0.3, 0)),
+        ("auxiliary variables: image forward + 100-step reverse (CLD)", "/aux_image", (image, "fmnist-mdm-cld", 0)),
     ]
 
 
 def direct(name: str, args):
     """The handler itself, as the server calls it (generators run to the end)."""
-    from jdx.ui import counterfactual, denoise, gradients, learn, noise_level, predict
+    from jdx.ui import auxiliary, counterfactual, denoise, gradients, learn, noise_level, predict
     fn = {"/predict": predict.predict, "/attribute": predict.attribute, "/robustness": predict.robustness,
           "/denoise": denoise.denoise, "/gradients": gradients.gradients, "/counterfactual": counterfactual.counterfactual,
           "/forward": learn.forward, "/toy_field": learn.toy_field, "/toy_reverse": learn.toy_reverse,
-          "/noise_level": noise_level.noise_level, "/toy_cdm_field": learn.toy_cdm_field}.get(name)
+          "/noise_level": noise_level.noise_level, "/toy_cdm_field": learn.toy_cdm_field,
+          "/aux_particles": auxiliary.aux_particles, "/aux_image": auxiliary.aux_image}.get(name)
     if fn is None:
         return None
     out = fn(*args)

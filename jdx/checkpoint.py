@@ -55,10 +55,15 @@ def _build_toy(c: dict) -> nn.Module:
     return ToyJointModel(ToyConfig(**c["toy"]))
 
 
+def _build_mdm(c: dict) -> nn.Module:
+    from .mdm import MDM, MDMConfig
+    return MDM(MDMConfig.from_dict(c))
+
+
 # kind → builder from the JSON "config"; later model families register here.
 REGISTRY: dict[str, Callable[[dict], nn.Module]] = {
     "ddpm": _build_ddpm, "joint": _build_joint, "classifier": _build_classifier, "toy": _build_toy,
-    "cdm": _build_cdm, "toy-cdm": _build_toy_cdm,
+    "cdm": _build_cdm, "toy-cdm": _build_toy_cdm, "mdm": _build_mdm,
 }
 
 

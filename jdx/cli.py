@@ -81,7 +81,7 @@ def model_input(model, path: str) -> tuple[torch.Tensor, "Prepared"]:
 # ---------- subcommands ------------------------------------------------------------------------------------
 
 def cmd_train(args) -> None:
-    if args.kind in ("toy", "toy-cdm"):
+    if args.kind in ("toy", "toy-cdm", "toy-mdm"):
         return train_toy_cmd(args)
     from .train import train
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
@@ -99,11 +99,20 @@ def train_toy_cmd(args) -> None:
     cfg = ToyConfig(args.data, T=args.T if args.T != TrainConfig().T else ToyConfig().T)
     bar = tqdm(total=args.steps, desc=f"train {args.kind} {args.data}", disable=args.quiet)
 
-    def progress(step, mse, ce):
+    def progress(step, mse, ce=0.0):
         bar.update(1)
         if step % 100 == 0:
             bar.set_postfix(mse=f"{mse:.4f}", ce=f"{ce:.3f}")
-    if args.kind == "toy":
+    suffix = {"toy": "", "toy-cdm": "-cdm", "toy-mdm": f"-{args.diffusion}"}[args.kind]
+    if args.kind == "toy-mdm":
+        from .mdm import DIFFUSIONS, DiffusionConfig
+        from .mdm.toy import train_toy_mdm
+        if args.diffusion not in DIFFUSIONS:
+            raise UsageError(f"--diffusion must be one of {', '.join(DIFFUSIONS)}")
+        diffusion = DiffusionConfig(args.diffusion, args.K or DIFFUSIONS[args.diffusion], args.aux_var, args.init_aux_var)
+        model, metrics = train_toy_mdm(args.data, diffusion, args.steps, args.batch_size, args.lr, args.seed, progress)
+        keep = {k: metrics[k] for k in ("test_nll_nats", "test_nll_se")}
+    elif args.kind == "toy":
         model, metrics = train_toy(cfg, args.steps, args.batch_size, args.lr, args.lam, args.seed, progress)
         keep = {"test_accuracy": metrics["test_accuracy"]}
     else:
@@ -111,7 +120,7 @@ def train_toy_cmd(args) -> None:
         keep = {k: metrics[k] for k in ("test_nll_nats", "probability_mass")}
     bar.close()
     command = "jdx " + " ".join(shlex.quote(a) for a in args.argv)
-    out = args.out or f"checkpoints/toy-{args.data}" + ("-cdm" if args.kind == "toy-cdm" else "")
+    out = args.out or f"checkpoints/toy-{args.data}{suffix}"
     training = {"command": command, "steps": args.steps, "wall_time_s": metrics["wall_time_s"], "device": "cpu"}
     stem = checkpoint.save(model, out, {"name": args.data, "class_names": TOY_SETS[args.data][1], "dims": 2},
                            training, keep)
@@ -122,10 +131,13 @@ def cmd_eval(args) -> None:
     from .evaluate import accuracy, counterfactual_flips, sample_quality
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device)
+    report = {"checkpoint": str(model.info.path), "kind": model.kind, "device": str(device)}
+    if model.kind == "mdm":
+        report.update(mdm_report(args, model, device))
+        return _finish_eval(args, report, device)
     test = load_like(model.info.data, "test", args.data)
     if args.limit:
         test.images, test.labels = test.images[: args.limit], test.labels[: args.limit]
-    report = {"checkpoint": str(model.info.path), "kind": model.kind, "device": str(device)}
     if model.kind in ("joint", "classifier"):
         report["test_accuracy"] = accuracy(model, test)
         report["test_images"] = len(test)
@@ -144,6 +156,25 @@ def cmd_eval(args) -> None:
                                            args.cf_steps, seed=args.seed))
     if diffusion:
         report.update(likelihood_report(args, model, test, device))
+    _finish_eval(args, report, device)
+
+
+def mdm_report(args, model, device) -> dict:
+    """Image MDM: test bits/dim (--limit images, --bpd-repeats ELBO draws each); 2-D MDM: held-out NLL."""
+    if not model.is_image:
+        from .mdm.toy import toy_nll
+        nll, se = toy_nll(model, model.info.data["name"], seed=10**6 + args.seed)
+        return {"test_nll_nats": nll, "test_nll_se": se}
+    from .mdm.evaluate import test_bpd
+    test = load_like(model.info.data, "test", args.data)
+    x = test.to_model()[: args.limit or None]
+    out = test_bpd(model, x, args.bpd_repeats, args.batch, args.seed, progress=not args.json)
+    d = model.diffusion
+    out["diffusion"] = {"name": d.config.name, "K": d.K, "Q": d.Q().tolist(), "D": d.D().tolist()}
+    return out
+
+
+def _finish_eval(args, report: dict, device) -> None:
     if args.write:
         measured = {k: v for k, v in report.items() if k not in ("checkpoint", "device")}
         # Each --write run appends what it measured, with its command and device, so that figures merged from
@@ -250,10 +281,15 @@ def cmd_sample(args) -> None:
     model = load_model(args.ckpt, device)
     if args.n < 1:
         raise UsageError("--n must be at least 1")
-    w = class_weights(args, model)
-    scale = args.guidance if w is not None else 0.0
-    images = generate(model, args.n, weights=w, scale=scale, sampler=args.sampler, steps=args.steps,
-                      seed=args.seed).images.cpu()
+    if model.kind == "mdm":
+        images, w = mdm_images(args, model, device), None
+    else:
+        if args.sampler in ("em", "ode"):
+            raise UsageError(f"--sampler {args.sampler} is for multivariate diffusions (mdm); use ddim or ddpm")
+        w = class_weights(args, model)
+        scale = args.guidance if w is not None else 0.0
+        images = generate(model, args.n, weights=w, scale=scale, sampler=args.sampler or "ddim", steps=args.steps,
+                          seed=args.seed).images.cpu()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
@@ -270,6 +306,17 @@ def cmd_sample(args) -> None:
     else:
         raise UsageError(f"--out must end in .png or .npz, not {out.suffix!r}")
     print(f"wrote {args.n} samples to {out}")
+
+
+def mdm_images(args, model, device) -> torch.Tensor:
+    """Images from an image MDM: Euler–Maruyama (em, default) or the flow ODE, back through the logit."""
+    from .mdm.elbo import from_logit
+    from .mdm.sampling import sample
+    if not model.is_image:
+        raise UsageError(f"{args.ckpt} is a 2-D toy model; the app's Auxiliary variables view draws its samples")
+    method = {"ddpm": "em", "ddim": "ode", None: "em"}.get(args.sampler, args.sampler)
+    y, _ = sample(model, args.n, args.steps, method, torch.Generator().manual_seed(args.seed), device=device)
+    return from_logit(y[:, 0]).cpu()
 
 
 def cmd_predict(args) -> None:
@@ -330,7 +377,7 @@ def cmd_trajectory(args) -> None:
         g = torch.Generator().manual_seed(args.seed)
         t_start = args.noise
         x_T = model.schedule.noise_to(x0, t_start, torch.randn(x0.shape, generator=g))
-    gen = generate(model, 1, weights=w, scale=args.guidance if w is not None else 0.0, sampler=args.sampler,
+    gen = generate(model, 1, weights=w, scale=args.guidance if w is not None else 0.0, sampler=args.sampler or "ddim",
                    steps=args.steps, seed=args.seed, x_T=x_T, t_start=t_start, record=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -354,7 +401,8 @@ def _class_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="cls", help="target class: index or name (e.g. 7 or Sneaker)")
     p.add_argument("--weights", help="class mixture weights w0,…,w9 (normalised to sum 1)")
     p.add_argument("--guidance", type=float, default=GUIDANCE, help=f"guidance scale s (default {GUIDANCE})")
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
+    p.add_argument("--sampler", default=None, choices=["ddim", "ddpm", "em", "ode"],
+                   help="ddim (default) or ddpm; for multivariate diffusions em (default) or ode")
     p.add_argument("--steps", type=int, default=50, help="reverse steps (default 50)")
 
 
@@ -368,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a joint, diffusion-only (ddpm), noise-level classifier (cdm) or feature classifier model")
-    p.add_argument("kind", choices=["joint", "ddpm", "classifier", "cdm", "toy", "toy-cdm"],
+    p.add_argument("kind", choices=["joint", "ddpm", "classifier", "cdm", "mdm", "toy", "toy-cdm", "toy-mdm"],
                    help="toy / toy-cdm: a 2-D MLP joint model / noise-level classifier on --data moons|gmm|spirals "
                         "(for the app's Learn view)")
     p.add_argument("--data", default=d.data, help="'fashion-mnist' or a folder with one sub-folder per class")
@@ -383,7 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lam", type=float, default=d.lam, help="λ, weight of the classifier loss (paper: 0.001)")
     p.add_argument("--w-ce", type=float, default=d.w_ce, help="CDM: weight of the noise-level cross-entropy (paper: 0.001)")
     p.add_argument("--labels-per-class", type=int, default=0, help="semi-supervised: N labels per class")
+    p.add_argument("--diffusion-weight", type=float, default=d.diffusion_weight,
+                   help="joint: weight of the diffusion loss; 0 trains the same encoder as a plain classifier")
+    p.add_argument("--shift", default="", choices=["", "invert", "rotate"],
+                   help="domain shift: half the training images become an unlabelled shifted target")
+    p.add_argument("--no-target-diffusion", dest="target_diffusion", action="store_false",
+                   help="with --shift: keep the target images out of the diffusion loss (ablation)")
     p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--diffusion", default=d.diffusion, choices=["vpsde", "cld", "alda", "malda", "learned"],
+                   help="mdm / toy-mdm: the multivariate diffusion (default vpsde)")
+    p.add_argument("--K", type=int, default=d.K, help="mdm: variables per pixel (default: the diffusion's own)")
+    p.add_argument("--aux-var", type=float, default=d.aux_var, help="mdm: stationary variance of the auxiliaries")
+    p.add_argument("--init-aux-var", type=float, default=d.init_aux_var, help="mdm: variance of q(v0 | x)")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-n", type=int, default=d.eval_n)
     p.add_argument("--save-every-s", type=float, default=d.save_every_s)
@@ -424,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="use only the first N test images")
     p.add_argument("--data", default=None, help="evaluate on this data set instead of the one it was trained on")
     p.add_argument("--write", action="store_true", help="record the results in the checkpoint's JSON")
+    p.add_argument("--bpd-repeats", type=int, default=4, help="mdm: ELBO draws per test image (default 4)")
     p.add_argument("--ood-n", type=int, default=1000, help="CDM: images per out-of-distribution set for the AUROC")
     p.add_argument("--elbo-n", type=int, default=0,
                    help="ddpm/joint: test images for the variational bound in bits/dim (T network passes each)")

@@ -153,19 +153,21 @@ class DiffusionObjective(nn.Module):
 
 
 class JointObjective(DiffusionObjective):
-    """Joint loss L = ‖ε − ε_θ(x_t, t)‖² + λ · CE(g(enc(x_c, t_c)), y).
+    """Joint loss L = w · ‖ε − ε_θ(x_t, t)‖² + λ · CE(g(enc(x_c, t_c)), y), w = 1 in the paper; w = 0 gives
+    the plain classifier of the same encoder (the semi-supervised and domain-shift baselines).
 
     The diffusion term uses every image x0; the CE term a labelled batch (x_lab, y) — the same images when
     fully supervised, a small labelled pool when semi-supervised. Half of the CE batch is clean (t_c = 0, the
     paper's classifier), half noised to t_c ~ U{1…T} (the noise-aware classifier that guidance needs).
     """
 
-    def __init__(self, model: JointModel, lam: float = 1e-3):
+    def __init__(self, model: JointModel, lam: float = 1e-3, w: float = 1.0):
         super().__init__(model)
-        self.lam = lam
+        self.lam, self.w = lam, w
 
     def forward(self, x0: Tensor, x_lab: Tensor | None = None, y: Tensor | None = None) -> LossOutput:
-        l_diff = self.diffusion_loss(x0)
+        # w = 0: skip the decoder pass altogether (the CE needs only the encoder)
+        l_diff = self.diffusion_loss(x0) if self.w > 0 else x_lab.new_zeros((), dtype=torch.float32)
         model, schedule = self.model, self.model.schedule
         B = x_lab.shape[0]
         t_c = schedule.sample_t(B, x_lab.device)
@@ -174,4 +176,4 @@ class JointObjective(DiffusionObjective):
         logits = model.classify(x_c, t_c).float()
         l_ce = F.cross_entropy(logits, y)
         correct = (logits.argmax(-1) == y).sum()
-        return LossOutput(l_diff + self.lam * l_ce, l_diff.detach(), l_ce.detach(), correct.detach(), B)
+        return LossOutput(self.w * l_diff + self.lam * l_ce, l_diff.detach(), l_ce.detach(), correct.detach(), B)

@@ -25,15 +25,17 @@ from .augment import augment
 from .cdm import CDM, CDMObjective, dequantize
 from .classifier import ClassifierConfig, ClassifierObjective, FeatureClassifier
 from .data import Dataset, load_dataset
+from .domains import shift_images, shifted, split_domains
 from .diffusion import ScheduleConfig
 from .evaluate import accuracy
 from .joint import DiffusionModel, DiffusionObjective, HeadConfig, JointModel, JointObjective
+from .mdm import DIFFUSIONS, MDM, DiffusionConfig, MDMConfig, MDMObjective
 from .unet import UNetConfig
 
 
 @dataclass
 class TrainConfig:
-    kind: str = "joint"              # joint | ddpm | classifier | cdm
+    kind: str = "joint"              # joint | ddpm | classifier | cdm | mdm
     data: str = "fashion-mnist"      # or a folder with one sub-folder of images per class
     out: str = "checkpoints/fmnist-joint"
     steps: int = 20000
@@ -46,6 +48,10 @@ class TrainConfig:
     lam: float = 1e-3                # λ of the joint loss (the paper's value)
     w_ce: float = 1e-3               # CDM: weight of the noise-level cross-entropy (the paper's value)
     labels_per_class: int = 0        # 0: every label; N: N labels per class, the rest diffusion-only
+    diffusion_weight: float = 1.0    # joint: weight of ‖ε − ε̂‖²; 0 trains the same encoder + head on CE alone
+    shift: str = ""                  # domain shift (invert | rotate): half the training images become an
+                                     # unlabelled, shifted target; labels come from the other half only
+    target_diffusion: bool = True    # with shift: the target's images join the diffusion batch
     augment: bool = True             # random flips/affine for the classifier's batch (never the diffusion batch)
     eval_every: int = 1000
     eval_n: int = 2000               # test images for the periodic evaluation
@@ -59,6 +65,11 @@ class TrainConfig:
                                      # resumes) instead of over `steps`, so a time-boxed run still anneals
     save_dtype: str = "float32"      # float16 halves the shipped file (weights are cast back on load)
     init: str = ""                   # start from this checkpoint's weights (fresh optimizer): fine-tuning
+    # multivariate diffusion (kind mdm)
+    diffusion: str = "vpsde"         # vpsde | cld | alda | malda | learned
+    K: int = 0                       # variables per pixel; 0: the diffusion's own (1, 2, 3, 3, 2)
+    aux_var: float = 1.0             # stationary variance of the auxiliaries
+    init_aux_var: float = 0.01       # q(v₀ | x) = N(0, init_aux_var)
     # model shape
     image_size: int = 28
     channels: int = 1
@@ -110,6 +121,11 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         unet = UNetConfig(cfg.channels, cfg.base_channels, cfg.image_size, cfg.base_channels, tuple(cfg.channel_mult),
                           cfg.num_res_blocks, tuple(cfg.attention_levels), cfg.dropout, time_input=False)
         return CDM(unet, schedule)
+    if cfg.kind == "mdm":
+        K = cfg.K or DIFFUSIONS.get(cfg.diffusion, 1)
+        unet = UNetConfig(K * cfg.channels, K * cfg.channels, cfg.image_size, cfg.base_channels, tuple(cfg.channel_mult),
+                          cfg.num_res_blocks, tuple(cfg.attention_levels), cfg.dropout)
+        return MDM(MDMConfig(DiffusionConfig(cfg.diffusion, K, cfg.aux_var, cfg.init_aux_var), unet))
     if cfg.kind == "ddpm":
         return DiffusionModel(unet, schedule)
     if cfg.kind == "joint":
@@ -119,7 +135,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
 
 def build_objective(cfg: TrainConfig, model: nn.Module) -> nn.Module:
     return {"classifier": lambda: ClassifierObjective(model), "ddpm": lambda: DiffusionObjective(model),
-            "joint": lambda: JointObjective(model, cfg.lam), "cdm": lambda: CDMObjective(model, cfg.w_ce)}[cfg.kind]()
+            "joint": lambda: JointObjective(model, cfg.lam, cfg.diffusion_weight), "cdm": lambda: CDMObjective(model, cfg.w_ce), "mdm": lambda: MDMObjective(model)}[cfg.kind]()
 
 
 class EMA:
@@ -162,14 +178,17 @@ def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, test: Dataset, n: int, device: torch.device, batch: int = 500) -> dict:
-    """Accuracy at t = 0 (classifiers) and the diffusion loss on fixed noise (diffusion models), on the
-    first n test images."""
+def evaluate(model: nn.Module, test: Dataset, n: int, device: torch.device, batch: int = 500,
+             shift: str = "") -> dict:
+    """Accuracy at t = 0 (classifiers; with a domain shift also on the shifted test set) and the diffusion
+    loss on fixed noise (diffusion models), on the first n test images."""
     model.eval()
     subset = Dataset(test.images[:n], test.labels[:n], test.class_names, test.name)
     out = {}
     if isinstance(model, (JointModel, FeatureClassifier)):
         out["test_accuracy"] = accuracy(model, subset, batch=batch)
+        if shift:
+            out["target_accuracy"] = accuracy(model, shifted(subset, shift), batch=batch)
     if isinstance(model, DiffusionModel):
         g = torch.Generator().manual_seed(1234)
         total = 0.0
@@ -180,6 +199,11 @@ def evaluate(model: nn.Module, test: Dataset, n: int, device: torch.device, batc
             eps_hat = model.eps(model.schedule.noise_to(x0, t, eps), t)
             total += F.mse_loss(eps_hat.float(), eps, reduction="sum").item() / eps[0].numel()
         out["test_diffusion_loss"] = total / len(subset)
+    if isinstance(model, MDM):
+        g = torch.Generator().manual_seed(1234)
+        bpd = [model.bits_per_dim(subset.to_model(slice(i, i + batch)).to(device), g if device.type == "cpu" else None).sum().item()
+               for i in range(0, len(subset), batch)]
+        out["test_bpd"] = sum(bpd) / len(subset)
     if isinstance(model, CDM):
         g = torch.Generator().manual_seed(1234)
         bpd = [model.bits_per_dim(dequantize(subset.to_model(slice(i, i + batch)), g).to(device)).sum().item()
@@ -211,9 +235,17 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
 
     train_set = load_dataset(cfg.data, "train", cfg.image_size, cfg.channels)
     test_set = load_dataset(cfg.data, "test", cfg.image_size, cfg.channels)
-    images = train_set.images.to(device)                       # uint8 on the training device
-    labels = train_set.labels.to(device)
-    labelled = labelled_indices(train_set.labels, cfg.labels_per_class, cfg.seed).to(device)
+    images, labels = train_set.images, train_set.labels
+    pool = torch.arange(len(images))          # images the diffusion loss sees
+    source = pool                             # images labels may come from
+    if cfg.shift:
+        source, target = split_domains(len(images), cfg.seed)
+        images = images.clone()
+        images[target] = shift_images(images[target], cfg.shift)
+        pool = pool if cfg.target_diffusion else source
+    labelled = source[labelled_indices(labels[source], cfg.labels_per_class, cfg.seed)].to(device)
+    pool = pool.to(device)
+    images, labels = images.to(device), labels.to(device)      # uint8 on the training device
 
     model = build_model(cfg, len(train_set.class_names)).to(device)
     ema = EMA(model, cfg.ema_decay)
@@ -234,13 +266,11 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         torch.manual_seed(cfg.seed + rank + step)  # fresh but reproducible noise after a resume
     elif cfg.init:
         # Fine-tune: the (EMA) weights of a finished checkpoint, a fresh optimizer and schedule.
-        source = checkpoint.load(cfg.init, device)
-        if source.config_dict() != model.config_dict():
-            raise ValueError(f"--init {cfg.init}: its architecture differs from the one asked for; pass the same "
-                             "model options as its training command")
-        model.load_state_dict(source.state_dict())
-        ema.model.load_state_dict(source.state_dict())
-        history = [{"init": str(cfg.init), "init_training": source.info.training.get("commands", [])}]
+        init = checkpoint.load(cfg.init, device)
+        weights = init_weights(init, model, cfg.init)
+        model.load_state_dict(weights, strict=False)
+        ema.model.load_state_dict(weights, strict=False)
+        history = [{"init": str(cfg.init), "init_training": init.info.training.get("commands", [])}]
     commands.append(command)
 
     objective = build_objective(cfg, model)
@@ -280,7 +310,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         while step < cfg.steps:
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step, elapsed)
-            idx = torch.randint(0, len(images), (local_batch,), device=device, generator=gen)
+            idx = pool[torch.randint(0, len(pool), (local_batch,), device=device, generator=gen)]
             lab = labelled[torch.randint(0, len(labelled), (local_batch,), device=device, generator=gen)]
             x0 = images[idx].float() / 127.5 - 1
             x_lab = images[lab].float() / 127.5 - 1
@@ -305,7 +335,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
                                 sps=f"{steps_timed / max(now - t_begin, 1e-9):.1f}")
                 bar.update(step - bar.n)
             if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
-                metrics = evaluate(ema.model, test_set, cfg.eval_n, device)
+                metrics = evaluate(ema.model, test_set, cfg.eval_n, device, shift=cfg.shift)
                 history.append({"step": step, "metrics": metrics, "train_loss": run_loss})
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                        for k, v in metrics.items()))
@@ -316,7 +346,7 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
             out_of_time = cfg.max_minutes > 0 and now - t_begin > 60 * cfg.max_minutes
             if now - last_save > cfg.save_every_s or step == cfg.steps or out_of_time:
                 if out_of_time and rank == 0 and (not history or history[-1].get("step") != step):
-                    history.append({"step": step, "metrics": evaluate(ema.model, test_set, cfg.eval_n, device),
+                    history.append({"step": step, "metrics": evaluate(ema.model, test_set, cfg.eval_n, device, shift=cfg.shift),
                                     "train_loss": run_loss, "stopped": "max_minutes"})
                 save()
                 last_save = time.time()
@@ -328,6 +358,19 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         if world > 1:
             dist.destroy_process_group()
     return stem
+
+
+def init_weights(init: nn.Module, model: nn.Module, name: str) -> dict:
+    """The weights --init copies: all of a checkpoint of the same architecture, or the U-Net of a
+    diffusion-only model into a joint model (its head starts fresh) — diffusion pre-training on unlabelled
+    images, then the joint loss on few labels."""
+    if init.config_dict() == model.config_dict():
+        return init.state_dict()
+    if isinstance(model, JointModel) and type(init) is DiffusionModel and \
+            init.config_dict() == {k: v for k, v in model.config_dict().items() if k != "head"}:
+        return init.state_dict()
+    raise ValueError(f"--init {name}: its architecture differs from the one asked for; pass the same "
+                     "model options as its training command")
 
 
 def device_name(device: torch.device) -> str:

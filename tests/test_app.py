@@ -29,10 +29,14 @@ def app_url(tmp_path_factory, tiny_joint, shapes_dir):
         for toy in ("moons", "gmm", "spirals"):
             for name in (f"toy-{toy}", f"toy-{toy}-cdm"):
                 shutil.copy(ROOT / "checkpoints" / f"{name}{suffix}", folder / f"{name}{suffix}")
+        for diffusion in ("vpsde", "cld", "learned"):
+            shutil.copy(ROOT / "checkpoints" / f"toy-moons-{diffusion}{suffix}", folder / f"toy-moons-{diffusion}{suffix}")
     assert main(["train", "ddpm", "--data", str(shapes_dir), "--out", str(folder / "tiny-ddpm"), "--steps", "3"]
                 + TINY) == 0
     assert main(["train", "cdm", "--data", str(shapes_dir), "--out", str(folder / "tiny-cdm"), "--steps", "3"]
                 + TINY) == 0
+    assert main(["train", "mdm", "--diffusion", "cld", "--data", str(shapes_dir), "--out", str(folder / "tiny-mdm"),
+                 "--steps", "3"] + [a for a in TINY if a not in ("--T", "50")]) == 0
     old = models.CHECKPOINT_DIR
     models.CHECKPOINT_DIR = folder
     demo = layout.build("tiny-joint")
@@ -81,7 +85,7 @@ def test_every_endpoint_is_named(client):
     expected = {"/predict", "/attribute", "/attribute_class", "/robustness", "/denoise", "/scrub", "/gif",
                 "/gradients", "/counterfactual", "/forward", "/toy_field", "/toy_classes", "/toy_reverse",
                 "/toy_counterfactual", "/model_info", "/example", "/use_drawing", "/noise_level", "/toy_cdm_field",
-                "/representations"}
+                "/representations", "/aux_particles", "/aux_image"}
     assert expected <= names, expected - names
 
 
@@ -175,6 +179,17 @@ def test_representations_view(client, images):
                                         api_name="/representations")
     assert maps["type"] == pca["type"] == "matplotlib"
     assert "Block **mid**, t = 10" in summary and "test images nearest to yours" in summary
+
+
+def test_auxiliary_variables_view(client, images):
+    phase, mats, summary = client.predict("moons", 0.4, 0, api_name="/aux_particles")
+    assert phase["type"] == mats["type"] == "matplotlib"
+    assert all(f"{d} (K={k})" in summary for d, k in (("vpsde", 1), ("cld", 2), ("learned", 2)))
+    fwd, rev, text = client.predict(handle_file(str(images["square"])), "tiny-mdm", 0, api_name="/aux_image")
+    assert fwd["type"] == rev["type"] == "matplotlib"
+    assert "tiny-mdm" in text and "cld, K = 2" in text
+    with pytest.raises(AppError, match="not in the list of choices"):   # only image MDMs can be picked
+        client.predict(handle_file(str(images["square"])), "tiny-joint", 0, api_name="/aux_image")
 
 
 def test_example_and_drawing(client, tmp_path):

@@ -87,3 +87,45 @@ def test_lr_minutes_anneals_over_wall_time():
     assert lr_at(cfg, 20, 60.0) == pytest.approx(1e-3 * 0.55)           # half the time: half-way down the cosine
     assert lr_at(cfg, 20, 600.0) == pytest.approx(1e-4)                 # past the time box: the 10 % floor
     assert lr_at(TrainConfig(lr=1e-3, warmup=10, steps=110), 110, 600.0) == pytest.approx(1e-4)  # steps still count
+
+
+def test_domain_shifts_and_split():
+    from jdx.domains import shift_images, split_domains
+    x = torch.arange(2 * 1 * 3 * 3, dtype=torch.uint8).view(2, 1, 3, 3)
+    assert torch.equal(shift_images(x, "invert"), 255 - x)
+    assert torch.equal(shift_images(shift_images(x, "rotate"), "rotate"), torch.flip(x, dims=(-2, -1)))
+    with pytest.raises(ValueError, match="unknown domain shift"):
+        shift_images(x, "blur")
+    source, target = split_domains(101, seed=0)
+    assert len(set(source.tolist()) & set(target.tolist())) == 0 and len(source) + len(target) == 101
+
+
+def test_diffusion_weight_zero_is_a_plain_classifier_of_the_same_encoder(tiny_joint):
+    from jdx.joint import JointObjective
+    model = jdx.load(tiny_joint).train()
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    y = torch.tensor([0, 1, 2, 0])
+    torch.manual_seed(0)
+    out = JointObjective(model, lam=1.0, w=0.0)(x, x, y)
+    assert out.diffusion == 0 and torch.isclose(out.loss, out.ce)
+    out.loss.backward()
+    # no gradient reaches the decoder: only the encoder and the head were used
+    assert all(p.grad is None for n, p in model.unet.named_parameters() if n.startswith(("up.", "out.")))
+    assert any(p.grad is not None for n, p in model.unet.named_parameters() if n.startswith("down."))
+
+
+def test_joint_starts_from_a_diffusion_only_unet_and_trains_under_a_shift(tmp_path, shapes_dir):
+    ddpm = tmp_path / "d"
+    assert main(["train", "ddpm", "--data", str(shapes_dir), "--out", str(ddpm), "--steps", "2"] + TINY) == 0
+    out = tmp_path / "j"
+    assert main(["train", "joint", "--data", str(shapes_dir), "--out", str(out), "--steps", "2", "--init", str(ddpm),
+                 "--shift", "invert", "--labels-per-class", "2"] + TINY) == 0
+    m, d = jdx.load(out), jdx.load(ddpm)
+    assert "target_accuracy" in m.info.metrics and m.info.training["history"][0]["init"] == str(ddpm)
+    # a classifier checkpoint is not a U-Net: refused with the reason
+    clf = tmp_path / "c"
+    assert main(["train", "classifier", "--data", str(shapes_dir), "--out", str(clf), "--steps", "1",
+                 "--image-size", "16", "--batch-size", "8", "--eval-n", "8", "--quiet"]) == 0
+    assert main(["train", "joint", "--data", str(shapes_dir), "--out", str(tmp_path / "x"), "--steps", "1",
+                 "--init", str(clf)] + TINY) == 2
+    assert d.kind == "ddpm"

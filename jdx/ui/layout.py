@@ -9,7 +9,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from . import (counterfactual, denoise, gradients, gradio_fixes, learn, models, noise_level, predict,
+from . import (auxiliary, counterfactual, denoise, gradients, gradio_fixes, learn, models, noise_level, predict,
                representations)
 
 gradio_fixes.install()
@@ -117,6 +117,8 @@ def build(default: str | None = None) -> gr.Blocks:
                         noise_level.build(model_box, image)
                     with gr.Tab("Representations", id="representations"):
                         representations.build(model_box, image, first)
+                    with gr.Tab("Auxiliary variables", id="auxiliary"):
+                        auxiliary.build(image)
                     with gr.Tab("Learn", id="learn"):
                         learn.build(model_box, image)
         model_box.change(lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")

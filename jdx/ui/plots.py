@@ -218,3 +218,75 @@ def pca_scatter(coords: np.ndarray, labels: np.ndarray, names: Sequence[str], mi
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7, markerscale=2, loc="best")
     return fig
+
+
+def phase_panels(columns: Sequence[tuple[str, np.ndarray, np.ndarray]], s: float) -> Figure:
+    """Particles of several diffusions side by side at time s: per column (name, forward y_s, reverse y_s),
+    each y (n, K, 2). Rows: the data plane (x₁, x₂) and the phase plane (x₁, v₁) — position against its
+    first auxiliary ("velocity") — of the forward process (top two rows) and the learned reverse process."""
+    n_col = len(columns)
+    fig = Figure(figsize=(2.6 * n_col, 9.6), dpi=90)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.05, top=0.93, wspace=0.28, hspace=0.38)
+    rows = [("forward", "data"), ("forward", "phase"), ("reverse", "data"), ("reverse", "phase")]
+    for j, (name, fwd, rev) in enumerate(columns):
+        for i, (direction, plane) in enumerate(rows):
+            ax = fig.add_subplot(len(rows), n_col, i * n_col + j + 1)
+            y = fwd if direction == "forward" else rev
+            colour_ = "#4e79a7" if direction == "forward" else "#e15759"
+            if plane == "data":
+                ax.scatter(y[:, 0, 0], y[:, 0, 1], s=2, color=colour_, alpha=0.5)
+                ax.set(xlim=(-3, 3), ylim=(-3, 3), xlabel="x₁", ylabel="x₂" if j == 0 else None)
+            elif y.shape[1] > 1:
+                ax.scatter(y[:, 0, 0], y[:, 1, 0], s=2, color=colour_, alpha=0.5)
+                ax.set(xlim=(-3, 3), ylim=(-3, 3), xlabel="x₁", ylabel="v₁ (auxiliary)" if j == 0 else None)
+            else:
+                ax.text(0.5, 0.5, "K = 1:\nno auxiliary", ha="center", va="center", transform=ax.transAxes,
+                        color="#777777")
+                ax.set(xticks=[], yticks=[])
+            ax.set_aspect("equal", adjustable="box")
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(name, fontsize=10, fontweight="bold")
+            if j == 0:
+                ax.annotate(f"{direction}\n{plane} plane", (-0.55, 0.5), xycoords="axes fraction", rotation=90,
+                            ha="center", va="center", fontsize=8)
+    fig.suptitle(f"s = {s:.2f}   (s = 0: data, s = 1: the stationary Gaussian)", fontsize=11)
+    return fig
+
+
+def matrices(mats: Sequence[tuple[str, np.ndarray]], title: str) -> Figure:
+    """Small annotated heat maps of K×K matrices (Q, D, …) on one symmetric colour scale each."""
+    fig = Figure(figsize=(2.3 * len(mats), 2.6), dpi=100)
+    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.08, top=0.78, wspace=0.35)
+    for j, (name, m) in enumerate(mats):
+        ax = fig.add_subplot(1, len(mats), j + 1)
+        v = max(float(np.abs(m).max()), 1e-6)
+        ax.imshow(m, cmap="RdBu_r", vmin=-v, vmax=v)
+        for (a, b), val in np.ndenumerate(m):
+            ax.text(b, a, f"{val:.2f}", ha="center", va="center", fontsize=8)
+        labels = ["x"] + [f"v{k}" for k in range(1, m.shape[0])]
+        ax.set_xticks(range(m.shape[0]), labels, fontsize=8)
+        ax.set_yticks(range(m.shape[0]), labels, fontsize=8)
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def variable_grid(frames: Sequence[tuple[float, np.ndarray]], title: str) -> Figure:
+    """An image's variables along a trajectory: columns are times s, rows the K variables (x, v¹, …); each
+    frame (K, H, W). Signed colour scale per row: the auxiliaries are signed noise-like fields."""
+    K = frames[0][1].shape[0]
+    fig = Figure(figsize=(1.25 * len(frames) + 0.6, 1.35 * K + 0.5), dpi=100)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.02, top=1 - 0.5 / (1.35 * K + 0.5), wspace=0.05, hspace=0.12)
+    for k in range(K):
+        v = max(float(max(np.abs(f[k]).max() for _, f in frames)), 1e-6)
+        for j, (s, f) in enumerate(frames):
+            ax = fig.add_subplot(K, len(frames), k * len(frames) + j + 1)
+            ax.imshow(f[k], cmap="gray" if k == 0 else "RdBu_r", vmin=-v, vmax=v)
+            ax.set(xticks=[], yticks=[])
+            if k == 0:
+                ax.set_title(f"s={s:.3g}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("x" if k == 0 else f"v{k}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig

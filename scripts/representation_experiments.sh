@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The semi-supervised and domain-shift experiments of issue 6 on a 2-core CPU, in two single-thread lanes
+# (≈ 50 min). Every run: same encoder (the shipped U-Net shape), same steps, batch and labelled pool.
+#   joint  : diffusion loss on every unlabelled image + λ·CE on the labelled pool, U-Net initialised from
+#            the shipped diffusion-only checkpoint (pre-trained on unlabelled images; its head starts fresh)
+#   ce     : the same encoder + head trained on CE alone from scratch (the plain classifier)
+#   ce-pre : CE alone, starting from the same diffusion-pre-trained U-Net (isolates the pre-training)
+# Results: runs/repr/*.json (final metrics on the full 10k test set); scripts/experiment_table.py tabulates.
+# Usage: STEPS=400 bash scripts/representation_experiments.sh
+set -u
+STEPS=${STEPS:-400}; R=${R:-runs/repr}; mkdir -p "$R"
+export OMP_NUM_THREADS=1
+common="--steps $STEPS --batch-size 32 --warmup 50 --eval-every $STEPS --eval-n 10000 --save-dtype float16 --quiet"
+run() { name=$1; shift; [ -f "$R/$name.json" ] && return; python3 -m jdx train joint "$@" $common --out "$R/$name" > "$R/$name.log" 2>&1; }
+joint="--init checkpoints/fmnist-ddpm --lam 0.1"
+ce="--diffusion-weight 0 --lam 1"
+ce_pre="--diffusion-weight 0 --lam 1 --init checkpoints/fmnist-ddpm"
+(
+  run semi10-joint $joint --labels-per-class 10
+  run semi100-joint $joint --labels-per-class 100
+  run shift-joint-both $joint --shift invert
+  run shift-joint-source $joint --shift invert --no-target-diffusion
+) &
+(
+  run semi10-ce $ce --labels-per-class 10
+  run semi100-ce $ce --labels-per-class 100
+  run semi10-ce-pre $ce_pre --labels-per-class 10
+  run semi100-ce-pre $ce_pre --labels-per-class 100
+  run shift-ce $ce --shift invert
+  run shift-ce-pre $ce_pre --shift invert
+) &
+wait
