@@ -31,7 +31,7 @@ def page(url, tmp_path_factory):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--disable-background-networking"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1700, "height": 1000})
         page.set_default_timeout(60_000)
         page.goto(url)
         yield page

@@ -70,6 +70,7 @@ def sample(model, n: int, steps: int = 200, method: str = "em", generator: torch
     return y, trajectory
 
 
+@torch.no_grad()
 def forward_path(diffusion, x: Tensor, s_values: list[float], generator: torch.Generator | None = None) -> list[Tensor]:
     """The forward SDE simulated exactly from y₀ = [x, v₀ ~ q(v₀|x)] through increasing times s_values:
     each increment draws from the kernel of the span given the current state. x (n, …) → [y_s (n, K, …)],
