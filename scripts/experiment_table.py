@@ -32,6 +32,9 @@ def main(root: Path) -> None:
             r = runs.get(f"semi{n}-{key}")
             if r:
                 print(f"| {n} | {ROWS[key]} | {r['test_accuracy']:.1%} | {r['steps']} | {r['minutes']:.0f} |")
+    r = runs.get("semi-all-ce")
+    if r:
+        print(f"| all | {ROWS['ce']} | {r['test_accuracy']:.1%} | {r['steps']} | {r['minutes']:.0f} |")
     print("\n| model | source test accuracy (Fashion-MNIST) | target test accuracy (inverted) | steps |\n|---|---|---|---|")
     for key in ("ce", "ce-pre", "joint-source", "joint-both"):
         r = runs.get(f"shift-{key}")

@@ -11,7 +11,9 @@ set -u
 STEPS=${STEPS:-400}; R=${R:-runs/repr}; mkdir -p "$R"
 export OMP_NUM_THREADS=1
 common="--steps $STEPS --batch-size 32 --warmup 50 --eval-every $STEPS --eval-n 10000 --save-dtype float16 --quiet"
-run() { name=$1; shift; [ -f "$R/$name.json" ] && return; python3 -m jdx train joint "$@" $common --out "$R/$name" > "$R/$name.log" 2>&1; }
+# a run whose JSON reports all $STEPS steps is done; anything else (re)starts, resuming when it can
+run() { name=$1; shift; python3 -c "import json,sys; sys.exit(json.load(open('$R/$name.json'))['training']['steps'] < $STEPS)" 2>/dev/null && return
+        [ -f "$R/$name.train-state.pt" ] && set -- "$@" --resume; python3 -m jdx train joint "$@" $common --out "$R/$name" > "$R/$name.log" 2>&1; }
 joint="--init checkpoints/fmnist-ddpm --lam 0.1"
 ce="--diffusion-weight 0 --lam 1"
 ce_pre="--diffusion-weight 0 --lam 1 --init checkpoints/fmnist-ddpm"
@@ -28,5 +30,6 @@ ce_pre="--diffusion-weight 0 --lam 1 --init checkpoints/fmnist-ddpm"
   run semi100-ce-pre $ce_pre --labels-per-class 100
   run shift-ce $ce --shift invert
   run shift-ce-pre $ce_pre --shift invert
+  run semi-all-ce $ce
 ) &
 wait

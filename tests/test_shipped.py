@@ -18,13 +18,27 @@ def joint():
 
 def test_all_shipped_checkpoints_load_and_are_small():
     total = 0
-    for name in ("fmnist-joint", "fmnist-ddpm", "fmnist-classifier"):
+    names = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.json"))
+    assert {"fmnist-joint", "fmnist-ddpm", "fmnist-classifier", "fmnist-cdm", "fmnist-mdm-vpsde", "fmnist-mdm-cld",
+            "fmnist-mdm-learned", "toy-moons-learned"} <= set(names)
+    for name in names:
         m = jdx.load(ROOT / "checkpoints" / name)
         assert m.info.training["command"].startswith("jdx train") and m.info.training["steps"] > 0
         size = (ROOT / "checkpoints" / f"{name}.safetensors").stat().st_size
         assert size < 20e6
         total += size
     assert total < 80e6
+
+
+def test_shipped_multivariate_diffusions_share_one_network_and_budget():
+    models = {d: jdx.load(ROOT / "checkpoints" / f"fmnist-mdm-{d}") for d in ("vpsde", "cld", "learned")}
+    shapes = {d: {k: v for k, v in m.config_dict()["unet"].items() if k not in ("in_channels", "out_channels")}
+              for d, m in models.items()}
+    assert shapes["vpsde"] == shapes["cld"] == shapes["learned"]
+    assert len({m.info.training["steps"] for m in models.values()}) == 1
+    assert all(0 < m.info.metrics["test_bpd"] < 8 for m in models.values())
+    Q, D = models["learned"].diffusion.Q().detach(), models["learned"].diffusion.D().detach()
+    assert torch.allclose(Q, -Q.T) and torch.linalg.eigvalsh(D).min() >= 0
 
 
 def test_shipped_examples_are_classified(joint):
