@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .diffusions import tau_of_s
-from .kernel import cholesky, perturb, transition
+from .kernel import perturb, transition
 
 ALPHA = 0.05        # logit transform x = logit(α + (1 − 2α) u): keeps black pixels near −3, not −14
 S_LO = 1e-5         # the ELBO integral starts at s = 1e-5 (τ ≈ 1e-6); below, the integrand is bounded

@@ -3,7 +3,7 @@ the training objective (the negative ELBO per data value; the learned Q, D train
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
