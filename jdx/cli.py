@@ -107,8 +107,6 @@ def train_toy_cmd(args) -> None:
     if args.kind == "toy-mdm":
         from .mdm import DIFFUSIONS, DiffusionConfig
         from .mdm.toy import train_toy_mdm
-        if args.diffusion not in DIFFUSIONS:
-            raise UsageError(f"--diffusion must be one of {', '.join(DIFFUSIONS)}")
         diffusion = DiffusionConfig(args.diffusion, args.K or DIFFUSIONS[args.diffusion], args.aux_var, args.init_aux_var)
         model, metrics = train_toy_mdm(args.data, diffusion, args.steps, args.batch_size, args.lr, args.seed, progress)
         keep = {k: metrics[k] for k in ("test_nll_nats", "test_nll_se")}

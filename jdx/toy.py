@@ -62,6 +62,14 @@ def toy_data(name: str, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
 
 # ---------- the model ----------------------------------------------------------------------------------------
 
+def silu_mlp(n_in: int, hidden: int, depth: int) -> list[nn.Module]:
+    """The layers of the toy networks' trunk: depth × (Linear → SiLU); SiLU is smooth, so input gradients
+    (scores, ∇ₓF) are too. A list, so that callers append their own output layer in one Sequential."""
+    layers: list[nn.Module] = [nn.Linear(n_in, hidden), nn.SiLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(hidden, hidden), nn.SiLU()]
+    return layers
+
 @dataclass
 class ToyConfig:
     data: str = "moons"
@@ -85,10 +93,7 @@ class ToyJointModel(nn.Module):
         self.config = config
         self.schedule = Schedule(ScheduleConfig(config.schedule, config.T))
         h = config.hidden
-        layers: list[nn.Module] = [nn.Linear(2 + 32, h), nn.SiLU()]
-        for _ in range(config.depth - 1):
-            layers += [nn.Linear(h, h), nn.SiLU()]
-        self.trunk = nn.Sequential(*layers)
+        self.trunk = nn.Sequential(*silu_mlp(2 + 32, h, config.depth))
         self.eps_head = nn.Linear(h, 2)
         self.cls_head = nn.Linear(h, config.num_classes)
 
@@ -167,10 +172,7 @@ class ToyCDM(LevelClassifier, nn.Module):
         self.config = config
         self.schedule = Schedule(ScheduleConfig(config.schedule, config.T))
         h = config.hidden
-        layers: list[nn.Module] = [nn.Linear(2, h), nn.SiLU()]   # SiLU: smooth, so ∇ₓF is too
-        for _ in range(config.depth - 1):
-            layers += [nn.Linear(h, h), nn.SiLU()]
-        self.net = nn.Sequential(*layers, nn.Linear(h, config.T + 2))
+        self.net = nn.Sequential(*silu_mlp(2, h, config.depth), nn.Linear(h, config.T + 2))
         self._init_levels()
 
     def config_dict(self) -> dict:

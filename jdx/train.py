@@ -30,6 +30,7 @@ from .diffusion import ScheduleConfig
 from .evaluate import accuracy
 from .joint import DiffusionModel, DiffusionObjective, HeadConfig, JointModel, JointObjective
 from .mdm import DIFFUSIONS, MDM, DiffusionConfig, MDMConfig, MDMObjective
+from .mdm.evaluate import test_bpd
 from .unet import UNetConfig
 
 
@@ -135,7 +136,8 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
 
 def build_objective(cfg: TrainConfig, model: nn.Module) -> nn.Module:
     return {"classifier": lambda: ClassifierObjective(model), "ddpm": lambda: DiffusionObjective(model),
-            "joint": lambda: JointObjective(model, cfg.lam, cfg.diffusion_weight), "cdm": lambda: CDMObjective(model, cfg.w_ce), "mdm": lambda: MDMObjective(model)}[cfg.kind]()
+            "joint": lambda: JointObjective(model, cfg.lam, cfg.diffusion_weight),
+            "cdm": lambda: CDMObjective(model, cfg.w_ce), "mdm": lambda: MDMObjective(model)}[cfg.kind]()
 
 
 class EMA:
@@ -200,10 +202,7 @@ def evaluate(model: nn.Module, test: Dataset, n: int, device: torch.device, batc
             total += F.mse_loss(eps_hat.float(), eps, reduction="sum").item() / eps[0].numel()
         out["test_diffusion_loss"] = total / len(subset)
     if isinstance(model, MDM):
-        g = torch.Generator().manual_seed(1234)
-        bpd = [model.bits_per_dim(subset.to_model(slice(i, i + batch)).to(device), g if device.type == "cpu" else None).sum().item()
-               for i in range(0, len(subset), batch)]
-        out["test_bpd"] = sum(bpd) / len(subset)
+        out["test_bpd"] = test_bpd(model, subset.to_model(), repeats=1, batch=batch, seed=1234, progress=False)["test_bpd"]
     if isinstance(model, CDM):
         g = torch.Generator().manual_seed(1234)
         bpd = [model.bits_per_dim(dequantize(subset.to_model(slice(i, i + batch)), g).to(device)).sum().item()
@@ -268,8 +267,8 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         # Fine-tune: the (EMA) weights of a finished checkpoint, a fresh optimizer and schedule.
         init = checkpoint.load(cfg.init, device)
         weights = init_weights(init, model, cfg.init)
-        model.load_state_dict(weights, strict=False)
-        ema.model.load_state_dict(weights, strict=False)
+        model.load_state_dict(weights)
+        ema.model.load_state_dict(weights)
         history = [{"init": str(cfg.init), "init_training": init.info.training.get("commands", [])}]
     commands.append(command)
 
@@ -368,7 +367,7 @@ def init_weights(init: nn.Module, model: nn.Module, name: str) -> dict:
         return init.state_dict()
     if isinstance(model, JointModel) and type(init) is DiffusionModel and \
             init.config_dict() == {k: v for k, v in model.config_dict().items() if k != "head"}:
-        return init.state_dict()
+        return {**model.state_dict(), **init.state_dict()}      # the head keeps its fresh initialisation
     raise ValueError(f"--init {name}: its architecture differs from the one asked for; pass the same "
                      "model options as its training command")
 

@@ -42,13 +42,14 @@ def cholesky(Sigma: Tensor) -> Tensor:
 def apply(M: Tensor, y: Tensor) -> Tensor:
     """Multiply every data value's K-vector by M: M (K, K) or (B, K, K), y (B, K, …) → (B, K, …)."""
     flat = y.flatten(2)                                                   # (B, K, d)
-    out = (M.to(flat.dtype) @ flat) if M.dim() == 3 else torch.einsum("kl,bld->bkd", M.to(flat.dtype), flat)
+    M = M.to(flat)                                                        # the K×K algebra may sit elsewhere
+    out = (M @ flat) if M.dim() == 3 else torch.einsum("kl,bld->bkd", M, flat)
     return out.view_as(y)
 
 
 def mean(Phi: Tensor, x: Tensor) -> Tensor:
     """m_τ = Φ_τ [x, 0, …, 0] = Φ_τ[:, :, 0] x: x (B, …) → (B, K, …)."""
-    coef = Phi[:, :, 0].to(x.dtype)                                        # (B, K)
+    coef = Phi[:, :, 0].to(x)                                        # (B, K)
     return coef.view(*coef.shape, *[1] * (x.dim() - 1)) * x[:, None]
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from ..toy import silu_mlp
 from ..unet import UNet, UNetConfig, timestep_embedding
 
 
@@ -38,10 +39,7 @@ class PointScoreNet(nn.Module):
     def __init__(self, config: MLPConfig, K: int):
         super().__init__()
         self.config = c = config
-        layers: list[nn.Module] = [nn.Linear(K * c.dim + 32, c.hidden), nn.SiLU()]
-        for _ in range(c.depth - 1):
-            layers += [nn.Linear(c.hidden, c.hidden), nn.SiLU()]
-        self.net = nn.Sequential(*layers, nn.Linear(c.hidden, K * c.dim))
+        self.net = nn.Sequential(*silu_mlp(K * c.dim + 32, c.hidden, c.depth), nn.Linear(c.hidden, K * c.dim))
 
     def forward(self, y: Tensor, s: Tensor) -> Tensor:          # y (B, K, dim)
         emb = timestep_embedding(1000 * s.float(), 32)

@@ -24,7 +24,7 @@ def _drift(model, y: Tensor, tau: Tensor, A: Tensor, S: Tensor, weight: float) -
     the probability-flow ODE. s_θ = −L_τ⁻ᵀ ε̂, with L_τ factored once per step."""
     _, Sigma = transition(model.diffusion, tau.reshape(1))
     L = cholesky(Sigma)[0]
-    LT_inv = torch.linalg.solve_triangular(L.T, torch.eye(L.shape[0], dtype=L.dtype), upper=True)
+    LT_inv = torch.linalg.solve_triangular(L.T, torch.eye(L.shape[0], dtype=L.dtype, device=L.device), upper=True)
     s = -apply(LT_inv, model.eps(y, tau.expand(y.shape[0])).float())
     return apply(A, y) - weight * apply(S, s)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -28,15 +29,20 @@ the same Gaussian and is trained by one ELBO. Drag **s** to watch the particles:
 from the data; bottom, the model's reverse process from noise. The learned diffusion chose its own Q and D."""
 
 
-def _meta(name: str) -> dict:
-    return json.loads((models.CHECKPOINT_DIR / f"{name}.json").read_text())
+@lru_cache(maxsize=4)
+def _mdm_metas(folder: str) -> dict[str, dict]:
+    """name → JSON of every MDM checkpoint in the folder, read once (not on every request)."""
+    return {n: json.loads((Path(folder) / f"{n}.json").read_text()) for n in models.listing(("mdm",), Path(folder))}
+
+
+def _metas() -> dict[str, dict]:
+    return _mdm_metas(str(models.CHECKPOINT_DIR))
 
 
 def toy_models() -> dict[str, list[str]]:
     """data set → its 2-D MDM checkpoints, in the order of ORDER."""
     out: dict[str, list[tuple[int, str]]] = {}
-    for name in models.listing(("mdm",)):
-        meta = _meta(name)
+    for name, meta in _metas().items():
         if "mlp" in meta["config"]:
             d = meta["config"]["diffusion"]["name"]
             out.setdefault(meta["data"]["name"], []).append((ORDER.index(d) if d in ORDER else 99, name))
@@ -44,7 +50,7 @@ def toy_models() -> dict[str, list[str]]:
 
 
 def image_models() -> list[str]:
-    return [n for n in models.listing(("mdm",)) if "unet" in _meta(n)["config"]]
+    return [n for n, meta in _metas().items() if "unet" in meta["config"]]
 
 
 @lru_cache(maxsize=8)
@@ -83,7 +89,7 @@ def aux_particles(data: str = "moons", s: float = 0.3, seed: int = 0):
         nll = model.info.metrics.get("test_nll_nats")
         lines.append(f"{label}: {nll:.2f} nats" if nll is not None else label)
     if not mats:
-        cld = next((models.get(n, on="cpu").diffusion for n in names if "cld" in n), None)
+        cld = next((d for d in (models.get(n, on="cpu").diffusion for n in names) if d.config.name == "cld"), None)
         if cld is not None:
             mats = [("CLD Q", cld.Q().numpy()), ("CLD D", cld.D().numpy())]
     mat_fig = plots.matrices(mats, "Q (skew: rotates) and D (PSD: where noise enters)") if mats else None
@@ -108,7 +114,7 @@ def aux_image(image, mdm_name: str = "", seed: int = 0):
     if image is not None:
         x0 = models.image_input(model, image).cpu()
         x, _ = dequantize_logit(x0, g)
-        path = forward_path(model.diffusion.cpu(), x, s_show[1:], g)
+        path = forward_path(model.diffusion, x, s_show[1:], g)
         fwd_fig = plots.variable_grid([(s, y[0, :, 0].numpy()) for s, y in zip(s_show, path)],
                                       f"forward: your image (logit space) and its auxiliaries, {model.info.name}")
     else:
@@ -130,7 +136,7 @@ def bpd_table() -> str:
     """Markdown: the shipped image MDMs' test bits/dim beside the paper's MNIST numbers."""
     rows = []
     for name in image_models():
-        meta = _meta(name)
+        meta = _metas()[name]
         d, m, t = meta["config"]["diffusion"], meta.get("metrics", {}), meta.get("training", {})
         bpd = f"{m['test_bpd']:.3f} ± {m.get('test_bpd_se', 0):.3f}" if "test_bpd" in m else "—"
         rows.append(f"| {name} | {d['name']} | {d['K']} | {bpd} | {t.get('steps', '?')} | "
