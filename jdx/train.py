@@ -368,8 +368,23 @@ def init_weights(init: nn.Module, model: nn.Module, name: str) -> dict:
     if isinstance(model, JointModel) and type(init) is DiffusionModel and \
             init.config_dict() == {k: v for k, v in model.config_dict().items() if k != "head"}:
         return {**model.state_dict(), **init.state_dict()}      # the head keeps its fresh initialisation
+    if getattr(model, "kind", "") == "cdm" and type(init) is DiffusionModel:
+        return cdm_from_denoiser(init, model, name)
     raise ValueError(f"--init {name}: its architecture differs from the one asked for; pass the same "
                      "model options as its training command")
+
+
+def cdm_from_denoiser(init: nn.Module, model: nn.Module, name: str) -> dict:
+    """Warm start for the CDM: a diffusion-only U-Net already maps x_t to features that know the noise, so
+    every tensor that exists in both (same name, same shape) is copied; the time embedding (the CDM has no
+    time input), the output conv (the CDM outputs features, not ε) and the level head keep their init."""
+    mine, theirs = model.state_dict(), init.state_dict()
+    same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+    unet = [k for k in mine if k.startswith("unet.")]
+    if sum(k in same for k in unet) < 0.9 * len(unet):
+        raise ValueError(f"--init {name}: fewer than 90 % of the CDM's U-Net tensors match its U-Net; "
+                         "pass the same --base-channels/--channel-mult/--num-res-blocks/--attention-levels")
+    return {**mine, **same}
 
 
 def device_name(device: torch.device) -> str:
