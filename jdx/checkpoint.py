@@ -1,19 +1,26 @@
 """Checkpoints: NAME.safetensors (weights, no pickle) + NAME.json (architecture, schedule, data, how it
-was trained, measured metrics). Written atomically: a temp file in the same folder, then os.replace, so a
-killed process never leaves a half-written checkpoint behind."""
+was trained, measured metrics).
+
+Each file is written atomically (a temp file in the same folder, then os.replace), and the pair is made
+atomic by making the weights self-describing: the safetensors metadata carries the whole JSON (less the
+file hash), a hash of the tensors themselves, and the sha256 of the JSON it replaces. A process killed
+between replacing the weights and replacing the JSON leaves new weights beside the previous JSON; `load`
+recognises that pair (the weights name that JSON as the one they replace) and uses the config stored in the
+weights. Any other mismatch is an error."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes, save as save_bytes
 from torch import nn
 
 from .classifier import ClassifierConfig, FeatureClassifier
@@ -114,25 +121,68 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _split(raw: bytes) -> tuple[dict, bytes]:
+    """A safetensors file's bytes → (header dict, tensor data): 8 bytes of header length, the JSON header, data."""
+    n = int.from_bytes(raw[:8], "little")
+    if len(raw) < 8 or 8 + n > len(raw):
+        raise ValueError("header length points past the end of the file")
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def content_sha256(header: dict, data: bytes) -> str:
+    """sha256 over the tensors' names, dtypes, shapes, offsets and bytes: what the weights are, whatever the
+    metadata beside them says (so it can be stored in that metadata)."""
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    h = hashlib.sha256(json.dumps(tensors, sort_keys=True).encode())
+    h.update(data)
+    return h.hexdigest()
+
+
+def _self_verified_meta(raw: bytes) -> dict | None:
+    """The JSON meta stored inside the weights when their own content hash checks out, else None."""
+    try:
+        header, data = _split(raw)
+        embedded = header.get("__metadata__") or {}
+        if embedded.get("content_sha256") != content_sha256(header, data):
+            return None
+        return {**json.loads(embedded["meta"]), "_replaces": embedded.get("replaces", "")}
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
 def save(model: nn.Module, path: str | Path, data: dict, training: dict | None = None,
          metrics: dict | None = None, dtype: torch.dtype = torch.float32) -> Path:
-    """Write stem.safetensors and stem.json. Weights first, so a JSON never points at missing weights."""
+    """Write stem.safetensors, then stem.json. The weights carry the JSON too (see the module docstring), so a
+    kill between the two replacements leaves a pair that `load` still accepts."""
     stem = stem_of(path)
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in model.state_dict().items()}
-    weights = stem.with_suffix(".safetensors")
-    atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT, "kind": model.kind}))
+    weights, js = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     meta = {
         "format": FORMAT,
         "kind": model.kind,
         "config": model.config_dict(),
         "data": data,
-        "weights": {"file": weights.name, "sha256": sha256(weights), "dtype": str(dtype).removeprefix("torch."),
+        "weights": {"file": weights.name, "dtype": str(dtype).removeprefix("torch."),
                     "parameters": sum(p.numel() for p in model.parameters())},
         "training": training or {},
         "metrics": metrics or {},
     }
-    write_json(stem.with_suffix(".json"), meta)
+    try:                                        # the JSON these weights replace: its hash marks the pair
+        replaces = read_meta(js).get("weights", {}).get("sha256", "") if js.is_file() else ""
+    except CheckpointError:
+        replaces = ""
+    plain = save_bytes(tensors)                 # tensor data do not depend on the metadata: hash them first
+    meta["weights"]["content_sha256"] = content_sha256(*_split(plain))
+    raw = save_bytes(tensors, metadata={"format": FORMAT, "kind": model.kind, "meta": json.dumps(meta),
+                                        "content_sha256": meta["weights"]["content_sha256"], "replaces": replaces})
+
+    def write_weights(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(raw)
+    atomic_write(weights, write_weights)
+    meta["weights"]["sha256"] = hashlib.sha256(raw).hexdigest()
+    write_json(js, meta)
     return stem
 
 
@@ -165,35 +215,105 @@ def update_metrics(path: str | Path, metrics: dict) -> None:
     write_json(js, meta)
 
 
+# Fields of a model config that must be whole numbers ≥ 1, and fractions that must lie in [0, 1).
+POSITIVE_INTS = {"T", "in_channels", "out_channels", "image_size", "base_channels", "num_res_blocks", "num_classes",
+                 "width", "feature_dim", "hidden", "depth", "K", "dim"}
+FRACTIONS = {"dropout"}
+
+
+def validate_config(config: dict, where: str = "config") -> None:
+    """Reject configs that would build a model computing nonsense (T = 0 gave NaN probabilities and exit 0)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{where} must be an object, not {type(config).__name__}")
+    for k, v in config.items():
+        at = f"{where}.{k}"
+        if isinstance(v, dict):
+            validate_config(v, at)
+        elif k in POSITIVE_INTS and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{at} = {v!r}: must be a whole number ≥ 1")
+        elif k in FRACTIONS and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1):
+            raise ValueError(f"{at} = {v!r}: must be in [0, 1)")
+        elif k == "channel_mult" and (not isinstance(v, list) or not v
+                                      or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in v)):
+            raise ValueError(f"{at} = {v!r}: must be a non-empty list of whole numbers ≥ 1")
+        elif k in ("beta_start", "beta_end") and (not isinstance(v, (int, float)) or not 0 < v < 1):
+            raise ValueError(f"{at} = {v!r}: must be in (0, 1)")
+        elif k in ("aux_var", "init_aux_var") and (not isinstance(v, (int, float)) or v < 0):
+            raise ValueError(f"{at} = {v!r}: must be ≥ 0")
+    unet = config.get("unet") if isinstance(config.get("unet"), dict) else None
+    if unet and any(not isinstance(a, int) or not 0 <= a < len(unet.get("channel_mult", [])) for a in unet.get("attention_levels", [])):
+        raise ValueError(f"{where}.unet.attention_levels = {unet['attention_levels']!r}: each must index channel_mult")
+    s = config.get("schedule")
+    if isinstance(s, dict) and s.get("beta_start", 0) > s.get("beta_end", 1):
+        raise ValueError(f"{where}.schedule: beta_start {s['beta_start']} > beta_end {s['beta_end']}")
+
+
+def architecture_mismatch(state: dict, reference: dict) -> str:
+    """'' when the state dict fits the model; else which tensors are missing, unexpected or of another shape."""
+    wrong = [f"{k}: {tuple(state[k].shape)} in the weights, {tuple(v.shape)} in the model"
+             for k, v in reference.items() if k in state and state[k].shape != v.shape]
+    missing = [k for k in reference if k not in state]
+    unexpected = [k for k in state if k not in reference]
+    parts = []
+    for what, items in (("shape differs", wrong), ("missing from the weights", missing),
+                        ("not in the model", unexpected)):
+        if items:
+            more = f" (and {len(items) - 3} more)" if len(items) > 3 else ""
+            parts.append(f"{what}: " + "; ".join(items[:3]) + more)
+    return ". ".join(parts)
+
+
 def load(path: str | Path, device: str | torch.device = "cpu", verify: bool = True) -> nn.Module:
-    """Load a checkpoint by stem or either file; returns the model in eval mode with `.info` attached."""
+    """Load a checkpoint by stem or either file; returns the model in eval mode with `.info` attached.
+
+    verify=True (the default) checks the weights against the sha256 in NAME.json, or against the hash the
+    weights carry themselves; verify=False loads unchecked weights (say so explicitly, e.g. `jdx --no-verify`)."""
     stem = stem_of(path)
     meta = read_meta(stem)
-    kind = meta.get("kind")
-    if kind not in REGISTRY:
-        raise CheckpointError(f"{stem}.json: unknown model kind {kind!r} (known: {', '.join(REGISTRY)})")
     weights = stem.with_suffix(".safetensors")
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file not found")
-    expected = meta.get("weights", {}).get("sha256")
-    if verify and expected and sha256(weights) != expected:
-        raise CheckpointError(f"{weights}: contents do not match the sha256 in {stem.name}.json "
-                              "(the file is truncated, corrupted, or from another checkpoint)")
+    raw = weights.read_bytes()
+    if verify:
+        meta = _verified_meta(stem, meta, raw)
+    kind = meta.get("kind")
+    if kind not in REGISTRY:
+        raise CheckpointError(f"{stem}.json: unknown model kind {kind!r} (known: {', '.join(REGISTRY)})")
     try:
+        validate_config(meta["config"])
         model = REGISTRY[kind](meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{stem}.json: invalid model config ({e})") from e
     try:
-        state = load_file(weights)
+        state = load_bytes(raw)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from e
     reference = model.state_dict()
-    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{weights}: weights do not match the architecture in {stem.name}.json "
-                              f"({str(e).splitlines()[0]})") from e
+    problem = architecture_mismatch(state, reference)
+    if problem:
+        raise CheckpointError(f"{weights}: weights do not match the architecture in {stem.name}.json ({problem})")
+    model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()}, strict=True)
     model.info = CheckpointInfo(stem, kind, meta["config"], meta.get("data", {}), meta.get("training", {}),
                                 meta.get("metrics", {}))
     return model.to(device).eval()
+
+
+def _verified_meta(stem: Path, meta: dict, raw: bytes) -> dict:
+    """The meta to build the model from, once the weights are known to belong to it (see load)."""
+    weights = stem.with_suffix(".safetensors")
+    expected = meta.get("weights", {}).get("sha256")
+    if expected and hashlib.sha256(raw).hexdigest() == expected:
+        return meta
+    inner = _self_verified_meta(raw)
+    if inner is not None and not expected:
+        return meta                                 # no hash in the JSON, but the weights check themselves
+    if inner is not None and inner.pop("_replaces") == expected:
+        # Killed between the two replacements of a save: these weights are the newer half, and carry their JSON.
+        warnings.warn(f"{stem.name}.json is from the save before {weights.name} (an interrupted save); "
+                      "using the config stored in the weights. The next save rewrites the JSON.", stacklevel=3)
+        return inner
+    if not expected:
+        raise CheckpointError(f"{stem}.json has no weights.sha256, so {weights.name} cannot be verified; load it "
+                              "unverified on purpose with checkpoint.load(..., verify=False) or `jdx --no-verify …`")
+    raise CheckpointError(f"{weights}: contents do not match the sha256 in {stem.name}.json "
+                          "(the file is truncated, corrupted, or from another checkpoint)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from dataclasses import fields
@@ -15,7 +16,8 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .counterfactual import SCALE as CF_DEFAULT_SCALE, T_STAR as CF_DEFAULT_T_STAR
 from .data import DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
-from .train import TrainConfig, pick_device
+from .device import cpu_threads, device_name, pick_device
+from .train import TrainConfig
 
 # Defaults chosen from the measurements in README.md (guided samples and counterfactuals of the shipped model).
 GUIDANCE = 8.0          # class-guided sampling scale s (91% guided accuracy at 8 vs 86% at 4, README)
@@ -66,8 +68,8 @@ def class_weights(args, model) -> list[float] | None:
     return None
 
 
-def load_model(path: str, device: torch.device):
-    return checkpoint.load(path, device)
+def load_model(path: str, device: torch.device, verify: bool = True):
+    return checkpoint.load(path, device, verify)
 
 
 def model_input(model, path: str) -> tuple[torch.Tensor, "Prepared"]:
@@ -128,7 +130,7 @@ def train_toy_cmd(args) -> None:
 def cmd_eval(args) -> None:
     from .evaluate import accuracy, counterfactual_flips, sample_quality
     device = _seed_and_device(args)
-    model = load_model(args.ckpt, device)
+    model = load_model(args.ckpt, device, args.verify)
     report = {"checkpoint": str(model.info.path), "kind": model.kind, "device": str(device)}
     if model.kind == "mdm":
         report.update(mdm_report(args, model, device))
@@ -144,7 +146,7 @@ def cmd_eval(args) -> None:
                                    for t in sorted({t * model.schedule.T // 500 for t in (0, 25, 50, 100, 200, 300, 400, 500)})}
     diffusion = model.kind in ("joint", "ddpm", "cdm")
     needs_clf = (diffusion and args.fid_samples > 0) or (model.kind == "joint" and args.cf_n > 0)
-    clf = load_model(args.feature_classifier, device) if needs_clf else None
+    clf = load_model(args.feature_classifier, device, args.verify) if needs_clf else None
     if diffusion and args.fid_samples > 0:
         train_set = load_like(model.info.data, "train", args.data)
         report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, args.batch,
@@ -179,7 +181,7 @@ def _finish_eval(args, report: dict, device) -> None:
         # several runs (a GPU FID, a CPU counterfactual sweep) each keep their provenance.
         runs = checkpoint.read_meta(args.ckpt).get("metrics", {}).get("evaluations", [])
         runs.append({"command": "jdx " + " ".join(shlex.quote(a) for a in args.argv),
-                     "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
+                     "device": device_name(device),
                      "measured": sorted(measured)})
         checkpoint.update_metrics(args.ckpt, measured | {"evaluations": runs})
     if args.json:
@@ -218,7 +220,7 @@ def likelihood_report(args, model, test, device) -> dict:
             compare = DDPM_CHECKPOINT if shipped.is_file() and model.kind != "ddpm" and \
                 checkpoint.read_meta(shipped)["config"]["unet"]["image_size"] == model.unet.config.image_size else ""
         if compare:
-            other = load_model(compare, device)
+            other = load_model(compare, device, args.verify)
             out["compare"] = {"checkpoint": compare, "kind": other.kind,
                               "denoising_mse": denoising_mse(other, x[:mse_n], ts, args.seed)}
     return out
@@ -227,7 +229,7 @@ def likelihood_report(args, model, test, device) -> dict:
 def cmd_likelihood(args) -> None:
     from .likelihood import bits_per_dim
     device = _seed_and_device(args)
-    model = load_model(args.ckpt, device)
+    model = load_model(args.ckpt, device, args.verify)
     if model.kind not in ("cdm", "ddpm", "joint"):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: bits/dim needs a cdm, ddpm or joint checkpoint")
     for path in args.images:
@@ -242,7 +244,7 @@ def cmd_likelihood(args) -> None:
 def cmd_probe(args) -> None:
     from .probes import heat_map, sweep
     device = _seed_and_device(args)
-    model = load_model(args.ckpt, device)
+    model = load_model(args.ckpt, device, args.verify)
     if not hasattr(model, "unet"):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: probes need a U-Net checkpoint (joint, ddpm or cdm)")
     train, test = (load_like(model.info.data, split, args.data) for split in ("train", "test"))
@@ -276,7 +278,7 @@ def cmd_sample(args) -> None:
     from .generate import generate
     from .viz import grid
     device = _seed_and_device(args)
-    model = load_model(args.ckpt, device)
+    model = load_model(args.ckpt, device, args.verify)
     if args.n < 1:
         raise UsageError("--n must be at least 1")
     if model.kind == "mdm":
@@ -319,7 +321,7 @@ def mdm_images(args, model, device) -> torch.Tensor:
 
 def cmd_predict(args) -> None:
     device = _seed_and_device(args)
-    model = load_model(args.ckpt, device)
+    model = load_model(args.ckpt, device, args.verify)
     if not hasattr(model, "predict"):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: it has no classifier")
     names = model.info.class_names
@@ -339,7 +341,7 @@ def cmd_predict(args) -> None:
 def cmd_counterfactual(args) -> None:
     from .counterfactual import counterfactual
     device = _seed_and_device(args)
-    model = load_model(args.ckpt, device)
+    model = load_model(args.ckpt, device, args.verify)
     names = model.info.class_names
     k = resolve_class(args.target, names)
     out = Path(args.out)
@@ -367,7 +369,7 @@ def cmd_trajectory(args) -> None:
     from .generate import generate
     from .viz import save_gif, trajectory_frames, trajectory_strip
     device = _seed_and_device(args)
-    model = load_model(args.ckpt, device)
+    model = load_model(args.ckpt, device, args.verify)
     w = class_weights(args, model)
     x_T, t_start = None, None
     if args.image:
@@ -393,6 +395,10 @@ def cmd_trajectory(args) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="default: auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="PyTorch CPU threads (default: $JDX_THREADS, else the cores other processes leave idle)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="load checkpoints without checking their weights' hash (e.g. a hand-written JSON without one)")
 
 
 def _class_options(p: argparse.ArgumentParser) -> None:
@@ -555,13 +561,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    if getattr(args, "command", None) == "train" and args.out is None and not args.kind.startswith("toy"):
-        args.out = f"checkpoints/fmnist-{args.kind}"
+    threads = torch.get_num_threads()
     try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        if getattr(args, "command", None) == "train" and args.out is None and not args.kind.startswith("toy"):
+            args.out = f"checkpoints/fmnist-{args.kind}"
+        torch.set_num_threads(cpu_threads(args.threads))
         args.func(args)
+    except BrokenPipeError:
+        return _reader_gone()
     except (UsageError, CheckpointError, DataError, ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"jdx {args.command}: error: {e}", file=sys.stderr)
+        print(f"jdx {argv[0] if argv else ''}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)       # main() also runs inside tests and notebooks
+        try:
+            sys.stdout.flush()               # a closed pipe shows here, not as a traceback at interpreter exit
+        except BrokenPipeError:
+            _reader_gone()
     return 0
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (`jdx … | head`): stop quietly like other Unix tools, 128 + SIGPIPE."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141

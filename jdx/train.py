@@ -25,6 +25,7 @@ from .augment import augment
 from .cdm import CDM, CDMObjective, dequantize
 from .classifier import ClassifierConfig, ClassifierObjective, FeatureClassifier
 from .data import Dataset, load_dataset
+from .device import autocast, cpu_has_bf16, device_name, pick_device  # noqa: F401  (re-exported: jdx.train.pick_device)
 from .domains import shift_images, shifted, split_domains
 from .diffusion import ScheduleConfig
 from .evaluate import accuracy
@@ -82,33 +83,6 @@ class TrainConfig:
     head_dropout: float = 0.3
     schedule: str = "linear"
     T: int = 500
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA GPU")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("--device mps asked for, but PyTorch sees no Apple GPU")
-    return torch.device(name)
-
-
-def cpu_has_bf16() -> bool:
-    """bf16 pays on CPUs with AVX-512 (BF16) or AMX; on AVX2-only CPUs PyTorch falls back to a slow
-    convolution and a bf16 step ran 10× slower than fp32 (measured on this project's AVX2 EPYC machine)."""
-    cap = torch.backends.cpu.get_cpu_capability()
-    return cap.startswith("AVX512") or "AMX" in cap
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA, and on CPUs where it is faster than fp32; off elsewhere."""
-    on = enabled and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
@@ -385,12 +359,6 @@ def cdm_from_denoiser(init: nn.Module, model: nn.Module, name: str) -> dict:
         raise ValueError(f"--init {name}: fewer than 90 % of the CDM's U-Net tensors match its U-Net; "
                          "pass the same --base-channels/--channel-mult/--num-res-blocks/--attention-levels")
     return {**mine, **same}
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
 
 
 def _jsonable(d: dict) -> dict:

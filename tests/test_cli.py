@@ -108,3 +108,46 @@ def test_ddpm_has_no_classifier(tmp_path, shapes_dir, capsys):
     assert main(["predict", str(tmp_path / "d"), str(shapes_dir / "square" / "0.png")]) == 2
     assert main(["sample", str(tmp_path / "d"), "--class", "0", "--out", str(tmp_path / "x.png"), "--steps", "1"]) == 2
     assert "needs a joint model" in capsys.readouterr().err
+
+
+def test_closed_pipe_ends_quietly():
+    """`jdx predict … | head -1`: the reader leaves early; no BrokenPipeError traceback, exit 141 like Unix tools."""
+    examples = sorted(str(p) for p in (ROOT / "assets" / "examples").glob("*.png"))
+    p = subprocess.Popen([sys.executable, "-m", "jdx", "predict", str(ROOT / "checkpoints" / "fmnist-joint"), *examples,
+                          "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    p.stdout.close()                                           # deterministic: every write meets a closed pipe
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_cpu_threads_degrade_under_load_and_obey_overrides(monkeypatch):
+    from jdx import device
+    monkeypatch.delenv("JDX_THREADS", raising=False)
+    monkeypatch.setattr(device, "usable_cores", lambda: 8)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert device.cpu_threads() == 8                           # an idle machine: every core
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (3.0, 0.0, 0.0))
+    assert device.cpu_threads() == 5                           # three cores busy elsewhere
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
+    assert device.cpu_threads() == 1                           # never fewer than one
+    assert device.cpu_threads(3) == 3                          # --threads
+    monkeypatch.setenv("JDX_THREADS", "2")
+    assert device.cpu_threads() == 2 and device.cpu_threads(4) == 4
+    with pytest.raises(ValueError, match="at least 1"):
+        device.cpu_threads(0)
+
+
+def test_threads_flag_applies_during_the_command_only(tiny_joint, tmp_path, monkeypatch):
+    import importlib
+
+    import torch
+    gen = importlib.import_module("jdx.generate")
+    seen = []
+
+    def fake(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return gen.Generation(torch.zeros(1, 1, 16, 16), [])
+    monkeypatch.setattr(gen, "generate", fake)
+    before = torch.get_num_threads()
+    assert main(["sample", str(tiny_joint), "--n", "1", "--threads", "1", "--out", str(tmp_path / "s.png")]) == 0
+    assert seen == [1] and torch.get_num_threads() == before
