@@ -25,6 +25,7 @@ CF_T_STAR = CF_DEFAULT_T_STAR        # counterfactual noise level t* and guidanc
 CF_GUIDANCE = CF_DEFAULT_SCALE
 FEATURE_CLASSIFIER = "checkpoints/fmnist-classifier"
 DDPM_CHECKPOINT = "checkpoints/fmnist-ddpm"
+EVAL_GPU_FID, EVAL_CPU_FID = 10000, 1000   # FID samples by default (see notes: CPU sampling rate)
 
 
 class UsageError(Exception):
@@ -128,10 +129,18 @@ def train_toy_cmd(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from tqdm import tqdm
+
     from .evaluate import accuracy, counterfactual_flips, sample_quality
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
     report = {"checkpoint": str(model.info.path), "kind": model.kind, "device": str(device)}
+    # CPU-sized defaults: 10,000 FID samples in batches of 500 kept a CPU silent for over 10 minutes.
+    cpu = device.type == "cpu"
+    args.fid_samples = args.fid_samples if args.fid_samples is not None else (EVAL_CPU_FID if cpu else EVAL_GPU_FID)
+    args.batch = args.batch or (100 if cpu else 500)
+    print(f"jdx eval on {device_name(device)}: {args.fid_samples} FID samples × {args.steps} steps, {args.cf_n} "
+          f"counterfactuals, batches of {args.batch} (see jdx eval --help to size the run)", file=sys.stderr)
     if model.kind == "mdm":
         report.update(mdm_report(args, model, device))
         return _finish_eval(args, report, device)
@@ -142,8 +151,9 @@ def cmd_eval(args) -> None:
         report["test_accuracy"] = accuracy(model, test)
         report["test_images"] = len(test)
     if model.kind == "joint":
+        levels = sorted({t * model.schedule.T // 500 for t in (0, 25, 50, 100, 200, 300, 400, 500)})
         report["accuracy_vs_t"] = {str(t): accuracy(model, test, t, seed=args.seed)
-                                   for t in sorted({t * model.schedule.T // 500 for t in (0, 25, 50, 100, 200, 300, 400, 500)})}
+                                   for t in tqdm(levels, desc="accuracy vs t", leave=False)}
     diffusion = model.kind in ("joint", "ddpm", "cdm")
     needs_clf = (diffusion and args.fid_samples > 0) or (model.kind == "joint" and args.cf_n > 0)
     clf = load_model(args.feature_classifier, device, args.verify) if needs_clf else None
@@ -476,9 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ckpt")
     p.add_argument("--json", action="store_true")
     p.add_argument("--feature-classifier", default=FEATURE_CLASSIFIER)
-    p.add_argument("--fid-samples", type=int, default=10000, help="0 skips FID (default 10000)")
+    p.add_argument("--fid-samples", type=int, default=None,
+                   help=f"0 skips FID (default {EVAL_GPU_FID} on a GPU, {EVAL_CPU_FID} on a CPU)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps for FID samples")
-    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--batch", type=int, default=0, help="images per batch (default 500 on a GPU, 100 on a CPU)")
     p.add_argument("--guidance", type=float, default=GUIDANCE, help="scale for the guided-sample accuracy")
     p.add_argument("--cf-n", type=int, default=200, help="counterfactual images (0 skips)")
     p.add_argument("--cf-noise", type=int, default=CF_T_STAR)
