@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .diffusion import Schedule, ScheduleConfig
-from .joint import DiffusionModel, LossOutput
+from .joint import DiffusionModel
+from .results import JointOutput, LossOutput
 from .unet import UNetConfig
 
 # Bits per dimension of a density on [−1, 1] → of 8-bit data: a bin is 2/256 wide, −log₂(2/256) = 7.
@@ -126,8 +127,11 @@ class CDM(LevelClassifier, DiffusionModel):
             h = self.unet(x).out                              # (B, C, H, W)
         return self.head(h.mean(dim=(2, 3)))                  # (B, T+2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.logits(x)
+    def forward(self, x_t: Tensor, t: Tensor | int, return_features: bool = False) -> JointOutput:
+        """The base class's result: ε̂ from Thm 3.1 (a forward and a backward pass) and the level logits
+        f_θ(x_t), (B, T+2). No block features: the CDM reads none (the flag keeps the shared signature)."""
+        eps_hat, _, f = self.eps_and_grad(x_t, t)
+        return JointOutput(eps_hat, f, [])
 
     def bits_per_dim(self, x: Tensor) -> Tensor:
         """−log p(x) / (d ln 2) + 7: bits per 8-bit pixel of x (dequantised data in [−1, 1])."""

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .joint import LossOutput
+from .results import LossOutput
 
 
 @dataclass

@@ -17,6 +17,7 @@ from .checkpoint import CheckpointError
 from .counterfactual import SCALE as CF_DEFAULT_SCALE, T_STAR as CF_DEFAULT_T_STAR
 from .data import DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
 from .device import cpu_threads, device_name, pick_device
+from .protocols import Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser, supports
 from .train import TrainConfig
 
 # Defaults chosen from the measurements in README.md (guided samples and counterfactuals of the shipped model).
@@ -141,27 +142,28 @@ def cmd_eval(args) -> None:
     args.batch = args.batch or (100 if cpu else 500)
     print(f"jdx eval on {device_name(device)}: {args.fid_samples} FID samples × {args.steps} steps, {args.cf_n} "
           f"counterfactuals, batches of {args.batch} (see jdx eval --help to size the run)", file=sys.stderr)
-    if model.kind == "mdm":
+    if supports(model, MultivariateDenoiser):
         report.update(mdm_report(args, model, device))
         return _finish_eval(args, report, device)
     test = load_like(model.info.data, "test", args.data)
     if args.limit:
         test.images, test.labels = test.images[: args.limit], test.labels[: args.limit]
-    if model.kind in ("joint", "classifier"):
+    if supports(model, ImageClassifier):
         report["test_accuracy"] = accuracy(model, test)
         report["test_images"] = len(test)
-    if model.kind == "joint":
+    joint = supports(model, Denoiser, Classifier)     # generates and classifies: guidance, counterfactuals
+    if joint:
         levels = sorted({t * model.schedule.T // 500 for t in (0, 25, 50, 100, 200, 300, 400, 500)})
         report["accuracy_vs_t"] = {str(t): accuracy(model, test, t, seed=args.seed)
                                    for t in tqdm(levels, desc="accuracy vs t", leave=False)}
-    diffusion = model.kind in ("joint", "ddpm", "cdm")
-    needs_clf = (diffusion and args.fid_samples > 0) or (model.kind == "joint" and args.cf_n > 0)
+    diffusion = supports(model, Denoiser)
+    needs_clf = (diffusion and args.fid_samples > 0) or (joint and args.cf_n > 0)
     clf = load_model(args.feature_classifier, device, args.verify) if needs_clf else None
     if diffusion and args.fid_samples > 0:
         train_set = load_like(model.info.data, "train", args.data)
         report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, args.batch,
-                                     args.seed, args.guidance if model.kind == "joint" else 0.0))
-    if model.kind == "joint" and args.cf_n > 0:
+                                     args.seed, args.guidance if joint else 0.0))
+    if joint and args.cf_n > 0:
         report.update(counterfactual_flips(model, clf, test, args.cf_n, args.cf_noise, args.cf_guidance,
                                            args.cf_steps, seed=args.seed))
     if diffusion:
@@ -204,10 +206,12 @@ def _finish_eval(args, report: dict, device) -> None:
 def likelihood_report(args, model, test, device) -> dict:
     """CDM: test bits/dim in one pass each, its histogram and OOD AUROC; any diffusion model: denoising MSE
     vs. t (beside --compare's) and, with --elbo-n, the DDPM variational bound."""
+    from .evaluate import default_comparison
     from .likelihood import auroc, bits_per_dim, ddpm_bound, denoising_mse, histogram, ood_sets
     out = {}
     x = test.to_model()
-    if model.kind == "cdm":
+    one_pass = supports(model, Likelihood)           # CDM: bits/dim in one pass (Thm 3.2)
+    if one_pass:
         bpd, method = bits_per_dim(model, x, args.seed)
         out.update({"nll_bpd": bpd.mean().item(), "nll_method": method, "nll_images": len(x),
                     "nll_histogram": histogram(bpd)})
@@ -216,19 +220,15 @@ def likelihood_report(args, model, test, device) -> dict:
             for name, x_ood in ood_sets(x, min(args.ood_n, len(x)), args.seed).items():
                 b = bits_per_dim(model, x_ood, args.seed)[0]
                 out["ood_bpd"][name], out["ood_auroc"][name] = b.mean().item(), auroc(bpd, b)
-    if args.elbo_n > 0 and model.kind != "cdm":
+    if args.elbo_n > 0 and not one_pass:
         out.update(ddpm_bound(model, x[: args.elbo_n], args.seed))
-    mse_n = args.mse_n if args.mse_n is not None else (1000 if model.kind == "cdm" else 0)
+    mse_n = args.mse_n if args.mse_n is not None else (1000 if one_pass else 0)
     if mse_n > 0:
         T = model.schedule.T
         ts = sorted({max(1, round(f * T)) for f in (0.002, 0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)})
         out["denoising_mse"] = denoising_mse(model, x[:mse_n], ts, args.seed)
         out["denoising_mse_images"] = mse_n
-        compare = args.compare
-        if compare is None:   # default: the shipped diffusion-only model, when there is one of the same shape
-            shipped = Path(DDPM_CHECKPOINT).with_suffix(".json")
-            compare = DDPM_CHECKPOINT if shipped.is_file() and model.kind != "ddpm" and \
-                checkpoint.read_meta(shipped)["config"]["unet"]["image_size"] == model.unet.config.image_size else ""
+        compare = args.compare if args.compare is not None else default_comparison(model, DDPM_CHECKPOINT)
         if compare:
             other = load_model(compare, device, args.verify)
             out["compare"] = {"checkpoint": compare, "kind": other.kind,
@@ -240,8 +240,9 @@ def cmd_likelihood(args) -> None:
     from .likelihood import bits_per_dim
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
-    if model.kind not in ("cdm", "ddpm", "joint"):
-        raise UsageError(f"{args.ckpt} is a {model.kind} model: bits/dim needs a cdm, ddpm or joint checkpoint")
+    if not (supports(model, Denoiser) and "image_size" in model.info.data):
+        raise UsageError(f"{args.ckpt} is a {model.kind} model: bits/dim needs an image diffusion model "
+                         "(a Denoiser: cdm, ddpm or joint checkpoint)")
     for path in args.images:
         x, _ = model_input(model, path)
         bpd, method = bits_per_dim(model, x, args.seed, progress=not args.json)
@@ -291,7 +292,7 @@ def cmd_sample(args) -> None:
     model = load_model(args.ckpt, device, args.verify)
     if args.n < 1:
         raise UsageError("--n must be at least 1")
-    if model.kind == "mdm":
+    if supports(model, MultivariateDenoiser):
         images, w = mdm_images(args, model, device), None
     else:
         if args.sampler in ("em", "ode"):
@@ -306,7 +307,7 @@ def cmd_sample(args) -> None:
         # labels: the target class for single-class guidance, else the model's own verdict (-1: no classifier)
         if w is not None and max(w) == sum(w):
             labels = np.full(args.n, int(np.argmax(w)))
-        elif hasattr(model, "predict"):
+        elif supports(model, ImageClassifier):
             labels = model.predict(images.to(device)).argmax(-1).cpu().numpy()
         else:
             labels = np.full(args.n, -1)
@@ -332,7 +333,7 @@ def mdm_images(args, model, device) -> torch.Tensor:
 def cmd_predict(args) -> None:
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
-    if not hasattr(model, "predict"):
+    if not supports(model, ImageClassifier):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: it has no classifier")
     names = model.info.class_names
     g = torch.Generator().manual_seed(args.seed)

@@ -13,6 +13,7 @@ from . import fid
 from .counterfactual import counterfactual
 from .data import Dataset
 from .generate import generate_batched
+from .protocols import Classifier, Likelihood, supports
 
 
 @torch.no_grad()
@@ -40,7 +41,7 @@ def sample_quality(model: nn.Module, feature_clf: nn.Module, train: Dataset, tes
     out["sample_images_per_s"] = n / (time.time() - start)
     out["fid"] = fid.frechet_distance(fid.stats(fid.features(feature_clf, images)), real_test)
     out["fid_samples"], out["fid_sampler"] = n, f"ddim {steps} steps"
-    if guided_scale > 0 and hasattr(model, "classify"):
+    if guided_scale > 0 and supports(model, Classifier):
         labels = torch.arange(n) % model.num_classes
         with tqdm(total=n, desc="guided samples", leave=False) as bar:
             guided = generate_batched(model, n, batch, labels=labels, scale=guided_scale, steps=steps,
@@ -77,3 +78,17 @@ def counterfactual_flips(model: nn.Module, feature_clf: nn.Module | None, test: 
     if feature_clf is not None:
         out["cf_flip_separate"] = sep_hits / n
     return out
+
+
+def default_comparison(model: nn.Module, baseline: str) -> str:
+    """Which checkpoint's denoising MSE to show beside a model's: the diffusion-only baseline (a stem), when it
+    exists, has the model's image size, and the model is not itself a plain denoiser ('' otherwise)."""
+    from pathlib import Path
+
+    from .checkpoint import read_meta
+    shipped = Path(baseline).with_suffix(".json")
+    if not shipped.is_file() or not (supports(model, Classifier) or supports(model, Likelihood)):
+        return ""
+    info = getattr(model, "info", None)
+    size = info.data.get("image_size") if info is not None else None
+    return baseline if read_meta(shipped)["data"].get("image_size") == size else ""

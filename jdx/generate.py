@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .guidance import class_mixture_grad, guided_eps, mixture_weights
+from .protocols import Classifier, supports
 from .samplers import Step, recorder, sample, timesteps
 
 
@@ -20,7 +21,7 @@ def guided_eps_fn(model: nn.Module, weights: Sequence[float] | Tensor | None, sc
     """The model's eps_fn, guided by its shared classifier toward the class mixture `weights` if given."""
     if weights is None or scale == 0:
         return model.eps_fn
-    if not hasattr(model, "classify"):
+    if not supports(model, Classifier):
         raise ValueError(f"class guidance needs a joint model with a classifier; {getattr(model, 'kind', model)} has none")
     w = torch.as_tensor(weights, dtype=torch.float32)
     w = w / w.sum(-1, keepdim=True) if w.dim() == 2 else mixture_weights(w, model.num_classes)

@@ -8,13 +8,12 @@ guidance on noisy samples is meaningful.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .diffusion import Schedule, ScheduleConfig
+from .results import JointOutput, LossOutput  # noqa: F401  (LossOutput: re-exported, it used to live here)
 from .unet import UNet, UNetConfig
 
 
@@ -40,12 +39,6 @@ class ClassifierHead(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z)
-
-
-class JointOutput(NamedTuple):
-    eps: Tensor               # (B, C, H, W) predicted noise ε̂(x_t, t)
-    logits: Tensor | None     # (B, num_classes) or None for a diffusion-only model
-    features: list[Tensor]    # per-block feature maps (empty unless asked)
 
 
 class DiffusionModel(nn.Module):
@@ -121,14 +114,6 @@ class JointModel(DiffusionModel):
             eps = torch.randn(x.shape, generator=generator).to(x.device)
             x = self.schedule.noise_to(x, t, eps)
         return self.classify(x, t).float().softmax(dim=-1)
-
-
-class LossOutput(NamedTuple):
-    loss: Tensor
-    diffusion: Tensor     # ‖ε − ε̂‖² (mean over pixels and batch)
-    ce: Tensor            # cross-entropy of the classifier (0 for diffusion-only)
-    correct: Tensor       # number of correct classifier predictions in the CE batch
-    count: int
 
 
 class DiffusionObjective(nn.Module):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..joint import LossOutput
+from ..results import LossOutput
 from ..unet import UNetConfig
 from .diffusions import DiffusionConfig, LinearDiffusion, s_of_tau
 from .elbo import bits_per_dim, dequantize_logit, elbo

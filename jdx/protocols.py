@@ -1,0 +1,72 @@
+"""What a model can do, declared once (PEP 544): the CLI, the evaluation and the app ask `supports(model, P)`
+instead of testing a model's kind string or poking for attributes. A new model family plugs into every view
+that needs P by implementing P.
+
+  Denoiser               ε̂(x_t, t) on a discrete schedule — DDPM, joint, CDM (Thm 3.1) and the 2-D toys
+  Classifier             logits of p(y | x_t, t) at a noise level — what guidance and counterfactuals need
+  ImageClassifier        class probabilities of images — `jdx predict`, test accuracy
+  Likelihood             bits/dim of images in one call — CDM (Thm 3.2), MDM (its ELBO)
+  MultivariateDenoiser   ε̂(y_τ, τ) of a multivariate diffusion over K variables per data value — MDM
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .diffusion import Schedule
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """ε-prediction on the shared discrete schedule: any ε-sampler (DDPM, DDIM) and the ELBO run on it."""
+    schedule: "Schedule"
+
+    def eps(self, x_t: Tensor, t: Tensor | int) -> Tensor: ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A noise-aware classifier: logits of p(y | x_t, t), (B, num_classes)."""
+    num_classes: int
+
+    def classify(self, x_t: Tensor, t: Tensor | int = 0) -> Tensor: ...
+
+
+@runtime_checkable
+class ImageClassifier(Protocol):
+    """p(y | x) of images in [−1, 1] (noised to t first when t > 0), (B, num_classes)."""
+    num_classes: int
+
+    def predict(self, x: Tensor, t: int = 0, generator: torch.Generator | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class Likelihood(Protocol):
+    """Bits per dimension of images, (B,), in one call (no sampling chain)."""
+
+    def bits_per_dim(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class MultivariateDenoiser(Protocol):
+    """ε̂(y_τ, τ) for y (B, K, …): a linear diffusion over the data and K − 1 auxiliary variables."""
+    diffusion: object
+
+    def eps(self, y: Tensor, tau: Tensor) -> Tensor: ...
+
+
+def supports(model: object, *protocols: type) -> bool:
+    """True when the model implements every protocol given: the one capability check of the code base."""
+    return all(isinstance(model, p) for p in protocols)
+
+
+def require(model: object, protocol: type, purpose: str) -> None:
+    """Raise a ValueError naming the model, what was asked and which capability it lacks."""
+    if not supports(model, protocol):
+        info = getattr(model, "info", None)
+        name = f"{info.name} ({info.kind})" if info is not None else type(model).__name__
+        doc = (protocol.__doc__ or "").strip().splitlines()[0]
+        raise ValueError(f"{purpose} needs a {protocol.__name__} — {doc[0].lower() + doc[1:]} {name} is not one")
