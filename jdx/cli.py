@@ -97,36 +97,25 @@ def cmd_train(args) -> None:
 def train_toy_cmd(args) -> None:
     from tqdm import tqdm
 
-    from .toy import TOY_SETS, ToyConfig, train_toy, train_toy_cdm
-    if args.data not in TOY_SETS:
-        raise UsageError(f"jdx train {args.kind} needs --data {'|'.join(TOY_SETS)}, got {args.data!r}")
-    cfg = ToyConfig(args.data, T=args.T if args.T != TrainConfig().T else ToyConfig().T)
+    from .toy import ToyConfig, train_toy_checkpoint
+    diffusion = None
+    if args.kind == "toy-mdm":
+        from .mdm import DIFFUSIONS, DiffusionConfig
+        diffusion = DiffusionConfig(args.diffusion, args.K or DIFFUSIONS[args.diffusion], args.aux_var, args.init_aux_var)
     bar = tqdm(total=args.steps, desc=f"train {args.kind} {args.data}", disable=args.quiet)
 
     def progress(step, mse, ce=0.0):
         bar.update(1)
         if step % 100 == 0:
             bar.set_postfix(mse=f"{mse:.4f}", ce=f"{ce:.3f}")
-    suffix = {"toy": "", "toy-cdm": "-cdm", "toy-mdm": f"-{args.diffusion}"}[args.kind]
-    if args.kind == "toy-mdm":
-        from .mdm import DIFFUSIONS, DiffusionConfig
-        from .mdm.toy import train_toy_mdm
-        diffusion = DiffusionConfig(args.diffusion, args.K or DIFFUSIONS[args.diffusion], args.aux_var, args.init_aux_var)
-        model, metrics = train_toy_mdm(args.data, diffusion, args.steps, args.batch_size, args.lr, args.seed, progress)
-        keep = {k: metrics[k] for k in ("test_nll_nats", "test_nll_se")}
-    elif args.kind == "toy":
-        model, metrics = train_toy(cfg, args.steps, args.batch_size, args.lr, args.lam, args.seed, progress)
-        keep = {"test_accuracy": metrics["test_accuracy"]}
-    else:
-        model, metrics = train_toy_cdm(cfg, args.steps, args.batch_size, args.lr, args.w_ce, args.seed, progress)
-        keep = {k: metrics[k] for k in ("test_nll_nats", "probability_mass")}
-    bar.close()
-    command = "jdx " + " ".join(shlex.quote(a) for a in args.argv)
-    out = args.out or f"checkpoints/toy-{args.data}{suffix}"
-    training = {"command": command, "steps": args.steps, "wall_time_s": metrics["wall_time_s"], "device": "cpu"}
-    stem = checkpoint.save(model, out, {"name": args.data, "class_names": TOY_SETS[args.data][1], "dims": 2},
-                           training, keep)
-    print(", ".join(f"{k} {v:.4f}" for k, v in keep.items()) + f"; checkpoint: {stem}.safetensors + {stem}.json")
+    try:
+        stem, kept = train_toy_checkpoint(
+            args.kind, args.data, args.out, steps=args.steps, batch=args.batch_size, lr=args.lr, seed=args.seed,
+            T=args.T if args.T != TrainConfig().T else ToyConfig().T, lam=args.lam, w_ce=args.w_ce,
+            diffusion=diffusion, progress=progress, command="jdx " + " ".join(shlex.quote(a) for a in args.argv))
+    finally:
+        bar.close()
+    print(", ".join(f"{k} {v:.4f}" for k, v in kept.items()) + f"; checkpoint: {stem}.safetensors + {stem}.json")
 
 
 def cmd_eval(args) -> None:
@@ -139,9 +128,10 @@ def cmd_eval(args) -> None:
     # CPU-sized defaults: 10,000 FID samples in batches of 500 kept a CPU silent for over 10 minutes.
     cpu = device.type == "cpu"
     args.fid_samples = args.fid_samples if args.fid_samples is not None else (EVAL_CPU_FID if cpu else EVAL_GPU_FID)
-    args.batch = args.batch or (100 if cpu else 500)
-    print(f"jdx eval on {device_name(device)}: {args.fid_samples} FID samples × {args.steps} steps, {args.cf_n} "
-          f"counterfactuals, batches of {args.batch} (see jdx eval --help to size the run)", file=sys.stderr)
+    fid_batch = args.batch or (50 if cpu else 500)          # small on a CPU, so that the progress bar moves
+    args.batch = args.batch or 500
+    print(f"jdx eval on {device_name(device)}: {args.fid_samples} FID samples × {args.steps} steps in batches of "
+          f"{fid_batch}, {args.cf_n} counterfactuals (see jdx eval --help to size the run)", file=sys.stderr)
     if supports(model, MultivariateDenoiser):
         report.update(mdm_report(args, model, device))
         return _finish_eval(args, report, device)
@@ -161,7 +151,7 @@ def cmd_eval(args) -> None:
     clf = load_model(args.feature_classifier, device, args.verify) if needs_clf else None
     if diffusion and args.fid_samples > 0:
         train_set = load_like(model.info.data, "train", args.data)
-        report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, args.batch,
+        report.update(sample_quality(model, clf, train_set, test, args.fid_samples, args.steps, fid_batch,
                                      args.seed, args.guidance if joint else 0.0))
     if joint and args.cf_n > 0:
         report.update(counterfactual_flips(model, clf, test, args.cf_n, args.cf_noise, args.cf_guidance,
@@ -320,14 +310,13 @@ def cmd_sample(args) -> None:
 
 
 def mdm_images(args, model, device) -> torch.Tensor:
-    """Images from an image MDM: Euler–Maruyama (em, default) or the flow ODE, back through the logit."""
-    from .mdm.elbo import from_logit
-    from .mdm.sampling import sample
-    if not model.is_image:
-        raise UsageError(f"{args.ckpt} is a 2-D toy model; the app's Auxiliary variables view draws its samples")
-    method = {"ddpm": "em", "ddim": "ode", None: "em"}.get(args.sampler, args.sampler)
-    y, _ = sample(model, args.n, args.steps, method, torch.Generator().manual_seed(args.seed), device=device)
-    return from_logit(y[:, 0]).cpu()
+    """Images from an image MDM: --sampler em (Euler–Maruyama, default) or ode (the probability-flow ODE)."""
+    from .mdm.sampling import sample_images
+    if args.sampler in ("ddim", "ddpm"):
+        raise UsageError(f"--sampler {args.sampler} is for discrete-time models; a multivariate diffusion samples "
+                         "with em (default) or ode")
+    return sample_images(model, args.n, args.steps, args.sampler or "em", torch.Generator().manual_seed(args.seed),
+                         device).cpu()
 
 
 def cmd_predict(args) -> None:
@@ -490,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid-samples", type=int, default=None,
                    help=f"0 skips FID (default {EVAL_GPU_FID} on a GPU, {EVAL_CPU_FID} on a CPU)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps for FID samples")
-    p.add_argument("--batch", type=int, default=0, help="images per batch (default 500 on a GPU, 100 on a CPU)")
+    p.add_argument("--batch", type=int, default=0, help="images per batch (default 500; FID samples on a CPU: 50)")
     p.add_argument("--guidance", type=float, default=GUIDANCE, help="scale for the guided-sample accuracy")
     p.add_argument("--cf-n", type=int, default=200, help="counterfactual images (0 skips)")
     p.add_argument("--cf-noise", type=int, default=CF_T_STAR)

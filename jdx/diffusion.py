@@ -82,6 +82,14 @@ class Schedule(torch.nn.Module):
         a = self.alpha_bar_at(t, ndim=0)
         return a / (1 - a)
 
+    def sigma(self, t: Tensor | int, ndim: int = 0) -> Tensor:
+        """σ_t = √(1 − ᾱ_t): the noise scale of x_t."""
+        return (1 - self.alpha_bar_at(t, ndim)).sqrt()
+
+    def score_from_eps(self, eps: Tensor, t: Tensor | int) -> Tensor:
+        """∇ₓ log p_t(x_t) = −ε̂ / σ_t (the score an ε-prediction implies)."""
+        return -eps / self.sigma(t, eps.dim())
+
     def noise_to(self, x0: Tensor, t: Tensor | int, eps: Tensor) -> Tensor:
         """q(x_t | x₀): x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε."""
         a = self.alpha_bar_at(t, x0.dim())

@@ -54,6 +54,5 @@ def guided_eps(eps_fn: EpsFn, grad_fn: GradFn, scale: float, schedule: Schedule)
         return eps_fn
 
     def eps_guided(x: Tensor, t: int) -> Tensor:
-        sigma_t = (1 - schedule.alpha_bar[t]).sqrt()
-        return eps_fn(x, t) - scale * sigma_t * grad_fn(x, t)
+        return eps_fn(x, t) - scale * schedule.sigma(t) * grad_fn(x, t)
     return eps_guided

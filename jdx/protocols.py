@@ -6,6 +6,7 @@ that needs P by implementing P.
   Classifier             logits of p(y | x_t, t) at a noise level — what guidance and counterfactuals need
   ImageClassifier        class probabilities of images — `jdx predict`, test accuracy
   Likelihood             bits/dim of images in one call — CDM (Thm 3.2), MDM (its ELBO)
+  NoiseLevelClassifier   p(t | x) over noise levels and the denoiser its gradient gives — CDMs (image, toy)
   MultivariateDenoiser   ε̂(y_τ, τ) of a multivariate diffusion over K variables per data value — MDM
 """
 from __future__ import annotations
@@ -48,6 +49,15 @@ class Likelihood(Protocol):
     """Bits per dimension of images, (B,), in one call (no sampling chain)."""
 
     def bits_per_dim(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class NoiseLevelClassifier(Protocol):
+    """p(t | x) over the levels 0 … T+1, and ε̂ with ∇ₓF from its gradient (CDM Thm 3.1)."""
+
+    def level_probs(self, x: Tensor) -> Tensor: ...
+
+    def eps_and_grad(self, x_t: Tensor, t: Tensor | int, create_graph: bool = False): ...
 
 
 @runtime_checkable

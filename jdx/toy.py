@@ -127,7 +127,7 @@ class ToyJointModel(nn.Module):
     @torch.no_grad()
     def score(self, x_t: Tensor, t: int) -> Tensor:
         """∇ log p_t(x_t) ≈ −ε̂ / √(1 − ᾱ_t)."""
-        return -self.eps(x_t, t) / (1 - self.schedule.alpha_bar[t]).sqrt()
+        return self.schedule.score_from_eps(self.eps(x_t, t), t)
 
 
 def train_toy(config: ToyConfig, steps: int = 4000, batch: int = 512, lr: float = 2e-3, lam: float = 1.0,
@@ -183,7 +183,7 @@ class ToyCDM(LevelClassifier, nn.Module):
 
     def score(self, x_t: Tensor, t: int) -> Tensor:
         """∇ log p_t(x_t) = −ε̂ / √(1 − ᾱ_t), here from the classifier's gradient."""
-        return -self.eps(x_t, t) / (1 - self.schedule.alpha_bar[t]).sqrt()
+        return self.schedule.score_from_eps(self.eps(x_t, t), t)
 
 
 def train_toy_cdm(config: ToyConfig, steps: int = 4000, batch: int = 512, lr: float = 2e-3, w_ce: float = 0.01,
@@ -219,3 +219,35 @@ def probability_mass(model: ToyCDM, half_width: float = 4.0, n: int = 400) -> fl
     u = (torch.arange(n) + 0.5) / n * 2 * half_width - half_width
     xx = torch.cartesian_prod(u, u)
     return float(model.log_likelihood(xx).exp().sum() * (2 * half_width / n) ** 2)
+
+
+def train_toy_checkpoint(kind: str, data: str, out: str | None = None, *, steps: int = 4000, batch: int = 512,
+                         lr: float = 2e-3, seed: int = 0, T: int | None = None, lam: float = 1.0, w_ce: float = 0.01,
+                         diffusion=None, progress=None, command: str = "") -> tuple["Path", dict]:
+    """Train a 2-D model and save it: kind toy (joint), toy-cdm (noise-level classifier) or toy-mdm (a
+    multivariate diffusion, `diffusion` a jdx.mdm.DiffusionConfig). out defaults to
+    checkpoints/toy-DATA[-cdm | -DIFFUSION]. progress(step, mse, ce=0) after each step. Returns the stem and
+    the metrics written to its JSON."""
+    from . import checkpoint
+    if data not in TOY_SETS:
+        raise ValueError(f"a {kind} model trains on {'|'.join(TOY_SETS)}, not {data!r}")
+    config = ToyConfig(data, T=T or ToyConfig().T)
+    if kind == "toy-mdm":
+        from .mdm.toy import train_toy_mdm
+        if diffusion is None:
+            raise ValueError("toy-mdm needs a diffusion (jdx.mdm.DiffusionConfig)")
+        model, metrics = train_toy_mdm(data, diffusion, steps, batch, lr, seed, progress)
+        keep, suffix = ("test_nll_nats", "test_nll_se"), f"-{diffusion.name}"
+    elif kind == "toy":
+        model, metrics = train_toy(config, steps, batch, lr, lam, seed, progress)
+        keep, suffix = ("test_accuracy",), ""
+    elif kind == "toy-cdm":
+        model, metrics = train_toy_cdm(config, steps, batch, lr, w_ce, seed, progress)
+        keep, suffix = ("test_nll_nats", "probability_mass"), "-cdm"
+    else:
+        raise ValueError(f"unknown toy kind {kind!r} (toy, toy-cdm, toy-mdm)")
+    kept = {k: metrics[k] for k in keep}
+    training = {"command": command, "steps": steps, "wall_time_s": metrics["wall_time_s"], "device": "cpu"}
+    stem = checkpoint.save(model, out or f"checkpoints/toy-{data}{suffix}",
+                           {"name": data, "class_names": TOY_SETS[data][1], "dims": 2}, training, kept)
+    return stem, kept

@@ -151,3 +151,11 @@ def test_threads_flag_applies_during_the_command_only(tiny_joint, tmp_path, monk
     before = torch.get_num_threads()
     assert main(["sample", str(tiny_joint), "--n", "1", "--threads", "1", "--out", str(tmp_path / "s.png")]) == 0
     assert seen == [1] and torch.get_num_threads() == before
+
+
+def test_multivariate_diffusion_samplers_are_named_not_remapped(tmp_path, capsys):
+    """--sampler ddim used to become the flow ODE on an MDM without a word; now it is an error that says why."""
+    out = str(tmp_path / "s.png")
+    assert main(["sample", str(ROOT / "checkpoints" / "fmnist-mdm-vpsde"), "--sampler", "ddim", "--out", out]) == 2
+    assert "em (default) or ode" in capsys.readouterr().err
+    assert main(["sample", str(ROOT / "checkpoints" / "fmnist-ddpm"), "--sampler", "ode", "--out", out]) == 2

@@ -5,19 +5,20 @@ import pytest
 import torch
 
 import jdx
-from jdx.protocols import Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser, require, supports
+from jdx.protocols import (Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser,
+                           NoiseLevelClassifier, require, supports)
 from jdx.results import JointOutput, LossOutput
 
 ROOT = Path(__file__).resolve().parents[1]
-PROTOCOLS = (Denoiser, Classifier, ImageClassifier, Likelihood, MultivariateDenoiser)
+PROTOCOLS = (Denoiser, Classifier, ImageClassifier, Likelihood, MultivariateDenoiser, NoiseLevelClassifier)
 EXPECTED = {
     "fmnist-joint": {Denoiser, Classifier, ImageClassifier},
     "fmnist-ddpm": {Denoiser},
-    "fmnist-cdm": {Denoiser, Likelihood},
+    "fmnist-cdm": {Denoiser, Likelihood, NoiseLevelClassifier},
     "fmnist-classifier": {ImageClassifier},
     "fmnist-mdm-cld": {MultivariateDenoiser, Likelihood},
     "toy-moons": {Denoiser, Classifier, ImageClassifier},
-    "toy-moons-cdm": {Denoiser},
+    "toy-moons-cdm": {Denoiser, NoiseLevelClassifier},
 }
 
 

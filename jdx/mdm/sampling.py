@@ -86,3 +86,14 @@ def forward_path(diffusion, x: Tensor, s_values: list[float], generator: torch.G
         out.append(y)
         prev = s
     return out
+
+
+@torch.no_grad()
+def sample_images(model, n: int, steps: int = 200, method: str = "em", generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu") -> Tensor:
+    """n images (n, C, H, W) in [−1, 1] from an image MDM: sample y, keep the data variable, undo the logit."""
+    from .elbo import from_logit
+    if not model.is_image:
+        raise ValueError("a 2-D MDM draws points, not images (the app's Auxiliary variables view shows them)")
+    y, _ = sample(model, n, steps, method, generator, device=device)
+    return from_logit(y[:, 0])
