@@ -218,7 +218,7 @@ for line in sys.stdin:
     # wait for this run's first save (start-up is not what is under test), then kill at a random moment
     while time.time() - start < 60 and not (os.path.exists(js) and os.path.getmtime(js) >= start):
         time.sleep(0.01)
-    time.sleep(rng.uniform(0, 1.0))
+    time.sleep(rng.uniform(0, 0.6))
     if line.strip() == "resume" and rng.random() < 0.5:
         # aim at the riskiest moment: right after the weights file is replaced (the JSON is written next)
         w, seen = js[:-5] + ".safetensors", os.path.getmtime(js[:-5] + ".safetensors")
