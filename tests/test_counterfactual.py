@@ -132,7 +132,7 @@ def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_di
     from bench import counterfactuals as bench
     out = tmp_path / "cf"
     bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
-                "--configs", "default", "sdedit-t150-s100", "--steps", "2", "--out", str(out)])
+                "--configs", "default", "sdedit-t150-s200", "--steps", "2", "--out", str(out)])
     runs = json.loads((out / "counterfactuals.json").read_text())
     assert len(runs) == 2 and (out / "validity_vs_l1.png").stat().st_size > 0
     for r in runs.values():
@@ -140,7 +140,7 @@ def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_di
         assert m["n"] == 4 and 0 <= m["flip_joint"] <= 1 and 0 <= m["validity_separate"] <= 1
         assert 0 <= m["l1"] <= m["rms"] <= 1 and -1 <= m["cout"] <= 1 and m["fid"] >= 0 and m["seconds_per_edit"] > 0
         assert r["command"].startswith("python bench/counterfactuals.py")
-    assert "| default |" in (out / "counterfactuals.md").read_text()
+    assert "| default-random-n4 | dime |" in (out / "counterfactuals.md").read_text()
     mtime = (out / "runs").stat().st_mtime_ns
     bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
                 "--configs", "default", "--steps", "2", "--out", str(out)])    # resumes: nothing recomputed
