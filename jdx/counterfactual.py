@@ -1,21 +1,51 @@
-"""Visual counterfactual explanations (joint-diffusion paper, §VCE): noise a real image to t*, then run the
-reverse process from t* with the shared classifier's guidance toward a target class (or class mixture).
-Small t* keeps the image's identity; large t* allows bigger changes."""
+"""Visual counterfactual explanations: *what would have to change for the classifier to call x a …?*
+
+Four methods, one signature (`counterfactual(model, x, target, method=…)`), all steered by the joint model's
+own classifier toward a target class or class mixture w:
+  sdedit          noise x to t*, walk back with the noisy classifier's gradient (joint-diffusion paper §VCE);
+  dime            the same walk guided by the clean classifier on x̂₀ plus λ‖x̂₀ − x‖₁ (DiME, Jeanneret et al.
+                  ACCV 2022), which keeps the edit close to x;
+  ace             a dime edit, then a mask of where it changed (threshold + dilation) and a RePaint redo in which
+                  everything outside the mask is the forward-noised original at every step (ACE, CVPR 2023);
+  ddim-inversion  encode x deterministically to t* (DDIM run forward), decode with guidance: scale 0 returns x.
+The pieces live in jdx.counterfactual_methods; the defaults (chosen by bench/counterfactuals.py) are DEFAULT.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .generate import guided_eps_fn
-from .samplers import Step, recorder, sample, timesteps
+from .counterfactual_methods import GUIDES, change_mask, ddim_invert, guided_eps_fn, repaint_ddim
+from .guidance import mixture_weights
+from .samplers import Step, ddim, recorder, timesteps
 
-# Defaults for the shipped Fashion-MNIST joint model (T = 500), chosen on 200 test images with random targets
-# (README): t* = 250, s = 100 flips the joint / separate classifier 100 % / 81 % (mean L1 0.17);
-# t* = 200, s = 60 changes less (L1 0.13) but convinces the separate classifier only 67 % of the time.
-T_STAR = 250
-SCALE = 100.0
+METHODS = ("sdedit", "dime", "ace", "ddim-inversion")
+
+
+@dataclass(frozen=True)
+class Settings:
+    method: str = "dime"
+    t_star: int = 150         # how much may change: the noise level the edit starts from (of T = 500)
+    scale: float = 200.0      # s: how hard the classifier pulls toward the target
+    lam: float = 1.0          # λ: how hard ‖x̂₀ − x‖₁ keeps the edit close to the input ("keep close")
+    steps: int = 10           # DDIM steps from t* to 0 (per pass; ace and ddim-inversion run two passes)
+    guide: str = "x_t"        # where the classifier's gradient is taken (see jdx.counterfactual_methods)
+
+
+# The defaults of the library, the CLI and the app, per method (bench/counterfactuals.py, README).
+PER_METHOD = {
+    "sdedit": Settings("sdedit", 150, 200.0, 0.0, 10, "x_t"),
+    "dime": Settings("dime", 150, 200.0, 1.0, 10, "x_t"),
+    "ace": Settings("ace", 150, 200.0, 0.0, 10, "x_t"),
+    "ddim-inversion": Settings("ddim-inversion", 100, 200.0, 0.0, 10, "x_t"),
+}
+DEFAULT = PER_METHOD["dime"]
+T_STAR, SCALE = DEFAULT.t_star, DEFAULT.scale
+ACE_THRESHOLD = 0.1     # ACE mask: pixels the first edit changed by more than this (in [0, 1] units) …
+ACE_DILATION = 1        # … grown by this many pixels
 
 
 class Counterfactual(NamedTuple):
@@ -24,6 +54,7 @@ class Counterfactual(NamedTuple):
     probs_before: Tensor      # (B, num_classes) p(y | x) at t = 0
     probs_after: Tensor       # (B, num_classes) p(y | x_cf) at t = 0
     steps: list[Step]         # the edit's trajectory (empty unless record=True)
+    mask: Tensor | None = None  # (B, 1, H, W) the region ACE may change (None for other methods)
 
     @property
     def l1(self) -> Tensor:
@@ -36,22 +67,55 @@ class Counterfactual(NamedTuple):
         return ((self.x_cf - self.x) / 2).pow(2).flatten(1).mean(1).sqrt()
 
 
-def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor, *, t_star: int = 200,
-                   scale: float = 10.0, steps: int = 25, sampler: str = "ddim", seed: int = 0,
-                   record: bool = False, callback: Callable[[Step], None] | None = None) -> Counterfactual:
-    """x: (B, C, H, W) in [−1, 1]; target: class weights (C,) or (B, C) — one-hot for a single class."""
+def target_weights(target: Sequence[float] | Tensor, batch: int, num_classes: int) -> Tensor:
+    """Class weights (C,) or (B, C) → (B, C) rows on the simplex."""
+    w = torch.as_tensor(target, dtype=torch.float32)
+    if w.dim() == 2:
+        if w.shape != (batch, num_classes) or (w < 0).any() or (w.sum(-1) <= 0).any():
+            raise ValueError(f"expected ({batch}, {num_classes}) non-negative class weights, got {tuple(w.shape)}")
+        return w / w.sum(-1, keepdim=True)
+    return mixture_weights(w, num_classes).expand(batch, num_classes)
+
+
+def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor, *, method: str = DEFAULT.method,
+                   t_star: int | None = None, scale: float | None = None, lam: float | None = None,
+                   steps: int | None = None, guide: str | None = None, seed: int = 0, record: bool = False,
+                   callback: Callable[[Step], None] | None = None) -> Counterfactual:
+    """x: (B, C, H, W) in [−1, 1]; target: class weights (C,) or (B, C) — one-hot for a single class.
+    Settings left None take the method's default (PER_METHOD)."""
     if not hasattr(model, "classify"):
         raise ValueError("counterfactuals need a joint model (its classifier steers the edit)")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    d = PER_METHOD[method]
+    t_star = d.t_star if t_star is None else int(t_star)
+    scale, lam = (d.scale if scale is None else float(scale)), (d.lam if lam is None else float(lam))
+    steps, guide = (d.steps if steps is None else int(steps)), (guide or d.guide)
+    if guide not in GUIDES:
+        raise ValueError(f"unknown guide {guide!r}; choose from {', '.join(GUIDES)}")
     T = model.schedule.T
     if not 1 <= t_star <= T:
         raise ValueError(f"t* must be in 1…{T}, got {t_star}")
     device = next(model.parameters()).device
     x = x.to(device)
+    w = target_weights(target, x.shape[0], model.num_classes).to(device)
     g = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x.shape, generator=g).to(device)
-    x_t = model.schedule.noise_to(x, t_star, eps)                  # x_{t*} ~ q(x_{t*} | x₀)
-    eps_fn = guided_eps_fn(model, target, scale)
+    ts = timesteps(t_star, steps)
+    eps_fn = guided_eps_fn(model, w, x, scale, lam, guide, generator=g)
     recorded, on_step = recorder(record, callback)
+    schedule = model.schedule
+    mask = None
 
-    x_cf = sample(sampler, eps_fn, x_t, timesteps(t_star, steps), model.schedule, generator=g, callback=on_step)
-    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded)
+    if method == "ddim-inversion":
+        x_t = ddim_invert(model.eps_fn, x, ts[::-1], schedule)          # x₀ → x_{t*}, deterministic
+        x_cf = ddim(eps_fn, x_t, ts, schedule, clip=True, callback=on_step)
+    else:
+        eps = torch.randn(x.shape, generator=g).to(device)
+        x_t = schedule.noise_to(x, t_star, eps)                         # x_{t*} ~ q(x_{t*} | x₀)
+        if method == "ace":
+            first = ddim(eps_fn, x_t, ts, schedule)                     # a DiME edit: where would it change?
+            mask = change_mask(x, first, ACE_THRESHOLD, ACE_DILATION)
+            x_cf = repaint_ddim(eps_fn, x_t, ts, schedule, x, mask, generator=g, callback=on_step)
+        else:
+            x_cf = ddim(eps_fn, x_t, ts, schedule, callback=on_step)
+    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask)

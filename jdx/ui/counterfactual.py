@@ -1,32 +1,93 @@
-"""Counterfactual view: drag one slider per class to set the target mixture; the image is noised to t*
-and denoised with the shared classifier's guidance toward it (Deja et al.'s visual counterfactuals)."""
+"""Counterfactual view: drag one slider per class to set the target mixture; the image is edited toward it
+with the shared classifier's guidance (sdedit, DiME, ACE or DDIM inversion — jdx.counterfactual). A separately
+trained classifier gives a second opinion on the result, and the page says so when the two disagree or when
+the label flipped with an almost invisible change."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from ..counterfactual import SCALE, T_STAR, counterfactual as edit
+from ..counterfactual import DEFAULT, METHODS, PER_METHOD, counterfactual as edit
 from ..viz import trajectory_strip
 from .compute import on_compute_thread
 from . import models, plots
-from .pictures import big, channel_mean, signed
+from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
-noised to t\\* and walked back with the classifier's gradient pulling toward the classes you weight with
-the sliders (several sliders: a mix, e.g. half shirt, half coat). **t\\*** sets how much may change: small
-keeps the outline, large allows a new garment. **s** sets how hard the classifier pulls. The difference map
-shows the edit: red pixels got brighter, blue darker. Release a slider to recompute."""
+edited toward the classes you weight with the sliders (several sliders: a mix, e.g. half shirt, half coat).
+**Method**: *sdedit* noises to t\\* and walks back with the classifier's gradient; *dime* takes the gradient on
+the predicted clean image and, with **keep close** λ, stays near the input; *ace* redoes a first edit inside a
+mask of where it changed, so everything else stays exactly as it was; *ddim-inversion* encodes the image
+deterministically (at s = 0 it comes back unchanged). **t\\*** sets how much may change, **s** how hard the
+classifier pulls. The difference map shows the edit: red pixels got brighter, blue darker. A second,
+separately trained classifier checks the result: an edit only the steering model believes is not an
+explanation."""
 
-CF_STEPS = 25
+BENCHMARK_PLOT = Path(__file__).resolve().parents[2] / "assets" / "results" / "counterfactuals" / "validity_vs_l1.png"
+INVISIBLE_L1 = 0.03     # mean |Δ| (pixels in [0, 1]) below which a flipped label counts as an invisible edit
+
+
+def second_opinion(model):
+    """The separately trained classifier for this model's data (same classes and image size), if one ships."""
+    data = model.info.data
+    for js in sorted(Path(models.CHECKPOINT_DIR).glob("*.json")):
+        try:
+            meta = json.loads(js.read_text())
+        except (OSError, ValueError):
+            continue
+        d = meta.get("data", {})
+        if (meta.get("kind") == "classifier" and d.get("class_names") == data.get("class_names")
+                and d.get("image_size") == data.get("image_size") and d.get("channels") == data.get("channels")):
+            return models.get(js.stem)
+    return None
+
+
+def verdicts(names, w, p0, p1, p_sep, l1: float) -> str:
+    """The two classifiers' verdicts in words, with a warning where the edit should not be trusted."""
+    before, joint = names[p0.argmax()], names[p1.argmax()]
+    lines = [f"**Joint model** (steered the edit): **{joint}** ({p1.max():.0%})."]
+    if p_sep is None:
+        lines.append("No separately trained classifier ships for these classes: no second opinion.")
+        return "  \n".join(lines)
+    sep = names[p_sep.argmax()]
+    lines.append(f"**Separate classifier** (second opinion): **{sep}** ({p_sep.max():.0%}).")
+    flipped = joint != before
+    if flipped and l1 < INVISIBLE_L1:
+        lines.append(f"⚠️ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}): **this is an "
+                     "adversarial edit, not an explanation.** Raise t\\* or lower s.")
+    if sep != joint:
+        lines.append(f"⚠️ **The two classifiers disagree**: the joint model says {joint}, the separate classifier "
+                     f"{sep}. The edit convinces only the model that steered it; do not read it as what a {joint} "
+                     "looks like.")
+    elif w[p1.argmax()] > 0 and flipped:
+        lines.append(f"✓ Both classifiers call the result **{joint}**.")
+    return "  \n".join(lines)
+
+
+def _split(args, n_classes: int):
+    """Gradio passes (w₀ … w_{K−1}, method, λ) positionally; older API calls pass the weights alone."""
+    if len(args) >= 2 and isinstance(args[-2], str):
+        return args[:-2], args[-2], args[-1]
+    return args, None, None
 
 
 @on_compute_thread
-def counterfactual(model_name: str, image, t_star: int = T_STAR, scale: float = SCALE, seed: int = 0, *weights,
+def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: float = DEFAULT.scale,
+                   seed: int = 0, *args, method: str | None = None, lam: float | None = None,
                    progress=gr.Progress()):
-    """→ ((before, after) pair, difference map, probability bars, trajectory strip, summary)."""
+    """→ ((before, after) pair, difference map, probability bars, trajectory strip, summary with both verdicts)."""
     model = models.require_classifier(models.get(model_name))
     x = models.image_input(model, image)
     names = model.info.class_names
+    weights, m, l = _split(args, len(names))
+    method, lam = method or m or DEFAULT.method, lam if lam is not None else l
+    if method not in METHODS:
+        raise gr.Error(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    d = PER_METHOD[method]
+    lam = d.lam if lam is None else float(lam)
     w = np.asarray([float(v or 0) for v in weights][:len(names)] + [0.0] * (len(names) - len(weights)))
     if (w < 0).any() or w.sum() <= 0:
         raise gr.Error("Set at least one class slider above zero: the sliders are the target mixture.")
@@ -34,22 +95,33 @@ def counterfactual(model_name: str, image, t_star: int = T_STAR, scale: float = 
         raise gr.Error(f"{model.info.name} has {len(names)} classes; got weights for {len(weights)}.")
     T = model.schedule.T
     t_star = int(min(max(int(t_star), 1), T))
+    n_steps = d.steps * (2 if method in ("ace", "ddim-inversion") else 1)    # two passes: a first edit / the encoder
     done = []
 
     def on_step(step):
         done.append(step.t)
-        progress((len(done), CF_STEPS), desc=f"editing, t = {step.t}")
-    cf = edit(model, x, w / w.sum(), t_star=t_star, scale=float(scale), steps=CF_STEPS, seed=int(seed), record=True,
-              callback=on_step)
+        progress((min(len(done) + n_steps // 2 * (method in ("ace", "ddim-inversion")), n_steps), n_steps),
+                 desc=f"editing, t = {step.t}")
+    cf = edit(model, x, w / w.sum(), method=method, t_star=t_star, scale=float(scale), lam=lam, steps=d.steps,
+              seed=int(seed), record=True, callback=on_step)
     p0, p1 = cf.probs_before[0].cpu().numpy(), cf.probs_after[0].cpu().numpy()
+    judge = second_opinion(model)
+    p_sep = None if judge is None else judge.predict(cf.x_cf.to(next(judge.parameters()).device))[0].cpu().numpy()
     diff = channel_mean(cf.x_cf - cf.x) / 2          # in [0, 1] pixel units
-    before, after = big(cf.x[0]), big(cf.x_cf[0])
+    l1 = float(cf.l1[0])
     summary = (f"**{names[p0.argmax()]}** ({p0.max():.0%}) → **{names[p1.argmax()]}** ({p1.max():.0%}); "
                f"target weight on the new top class {w[p1.argmax()] / w.sum():.0%}. Mean pixel change "
-               f"L1 {float(cf.l1[0]):.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); t* = {t_star}, s = {scale:g}.")
-    return ((before, after), signed(diff, vmax=max(float(np.abs(diff).max()), 1e-6)),
-            plots.before_after(p0, p1, names, w / w.sum()), trajectory_strip(cf.steps, cf.x_cf, k=10, scale=3),
-            summary)
+               f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
+               f"s = {scale:g}, λ = {lam:g}.\n\n" + verdicts(names, w, p0, p1, p_sep, l1))
+    return ((big(cf.x[0]), big(cf.x_cf[0])), plots.difference_map(diff),
+            plots.counterfactual_bars(p0, p1, names, w / w.sum(), p_sep),
+            trajectory_strip(cf.steps, cf.x_cf, k=10, scale=3), summary)
+
+
+def method_defaults(method: str):
+    """Picking a method sets t*, s and λ to that method's defaults."""
+    d = PER_METHOD.get(method, DEFAULT)
+    return gr.update(value=d.t_star), gr.update(value=d.scale), gr.update(value=d.lam)
 
 
 def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> None:
@@ -61,20 +133,28 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  elem_id=f"cf-w{k}") for k, name in enumerate(class_names)]
         with gr.Column(scale=2):
             with gr.Row():
-                t_star = gr.Slider(10, 500, value=T_STAR, step=10, label="how much may change: t*")
-                scale = gr.Slider(0, 150, value=SCALE, step=5, label="guidance scale s")
+                method = gr.Dropdown(list(METHODS), value=DEFAULT.method, label="method", elem_id="cf-method")
+                t_star = gr.Slider(10, 500, value=DEFAULT.t_star, step=10, label="how much may change: t*")
+                scale = gr.Slider(0, 400, value=DEFAULT.scale, step=5, label="guidance scale s")
+                lam = gr.Slider(0, 20, value=DEFAULT.lam, step=0.5, label="keep close: λ", elem_id="cf-lam")
                 seed = gr.Number(0, precision=0, label="seed")
             summary = gr.Markdown("Drag a class slider to the right and release it.", elem_id="cf-summary")
             with gr.Row():
                 compare = gr.ImageSlider(label="before | after (drag the divider)", type="pil", format="png",
                                          elem_classes="pixelated", elem_id="cf-compare")
-                diff = gr.Image(label="difference (red brighter, blue darker)", format="png",
-                                interactive=False, elem_classes="pixelated")
+                diff = gr.Plot(label="difference", show_label=False, elem_id="cf-diff")
             bars = gr.Plot(label="p(y | x) before and after", show_label=False)
             strip = gr.Image(label="the edit's trajectory: x_t (top), x̂₀ (bottom), t* → 0", format="png",
                              interactive=False, elem_classes="pixelated")
             run = gr.Button("Make counterfactual", variant="primary", elem_id="cf-btn")
-    inputs = [model_box, image, t_star, scale, seed] + sliders
-    gr.on([run.click, t_star.release, scale.release] + [s.release for s in sliders],
-          models.if_image(counterfactual, 5), inputs, [compare, diff, bars, strip, summary],
-          api_name="counterfactual")
+            if BENCHMARK_PLOT.exists():
+                with gr.Accordion("How this method compares (benchmark on Fashion-MNIST test images)", open=False):
+                    gr.Image(str(BENCHMARK_PLOT), show_label=False, interactive=False, elem_id="cf-benchmark")
+                    gr.Markdown("Validity: how often the separate classifier agrees with the target; L1: the mean "
+                                "pixel change. Up and to the left is better. Made by `bench/counterfactuals.py`.")
+    inputs = [model_box, image, t_star, scale, seed] + sliders + [method, lam]
+    outputs = [compare, diff, bars, strip, summary]
+    gr.on([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
+          models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual")
+    method.input(method_defaults, method, [t_star, scale, lam], api_visibility="private").then(
+        models.if_image(counterfactual, 5), inputs, outputs, api_visibility="private")

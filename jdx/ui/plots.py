@@ -290,3 +290,37 @@ def variable_grid(frames: Sequence[tuple[float, np.ndarray]], title: str) -> Fig
                 ax.set_ylabel("x" if k == 0 else f"v{k}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def counterfactual_bars(p0: np.ndarray, p1: np.ndarray, names: Sequence[str], target: np.ndarray | None = None,
+                        p_second: np.ndarray | None = None) -> Figure:
+    """Counterfactual tab: p(y | x) before (grey) and after (blue) the edit, the separate classifier's
+    p(y | x_cf) (orange ticks) and the target mixture (dotted outline) — one colour per series, so the
+    legend matches the bars."""
+    fig = _fig(6.4, 3.0, bottom=0.3)
+    ax = fig.add_subplot()
+    i = np.arange(len(names))
+    ax.bar(i - 0.2, p0, 0.4, color="#9aa5b1", label="before (joint)")
+    ax.bar(i + 0.2, p1, 0.4, color="#4e79a7", label="after (joint)")
+    if p_second is not None:
+        ax.scatter(i + 0.2, p_second, marker="_", s=220, linewidths=2.5, color="#f28e2b", zorder=3,
+                   label="after (separate classifier)")
+    if target is not None:
+        ax.bar(i, target, 0.9, fill=False, edgecolor="k", ls=":", lw=1, label="target weights")
+    ax.set_xticks(i, names, rotation=35, ha="right", fontsize=8)
+    ax.set(ylim=(0, 1.02), ylabel="p(y | x)")
+    ax.legend(fontsize=7, loc="upper left", ncols=2)
+    return fig
+
+
+def difference_map(diff: np.ndarray, title: str = "x_cf − x") -> Figure:
+    """A signed (H, W) change in [0, 1] pixel units on a diverging scale symmetric about 0, with its colour bar."""
+    fig = Figure(figsize=(3.4, 3.0), dpi=100)
+    fig.subplots_adjust(left=0.04, right=0.86, bottom=0.04, top=0.9)
+    ax = fig.add_subplot()
+    v = max(float(np.abs(diff).max()), 1e-3)
+    im = ax.imshow(diff, cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(title + " (red brighter, blue darker)", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+    return fig

@@ -1,0 +1,121 @@
+"""The pieces the counterfactual methods are built from: guided noise predictors (where the classifier's
+gradient is taken), DDIM inversion, the ACE change mask and RePaint-style DDIM with a known region.
+
+Guidance pulls ε̂ toward the target mixture w and, for DiME, toward the input x (Jeanneret et al. 2022):
+  G(x̂₀) = s · Σ_k w_k log p(k | x̂₀, t = 0) − λ ‖x̂₀ − x‖₁
+  ε̂′ = ε̂ − √(1 − ᾱ_t) · ∇_{x_t} G              (the classifier-guidance step of Dhariwal & Nichol, eq. 14)
+Where the gradient is taken (GUIDES):
+  "x_t"    ∇_{x_t} log p(y | x_t, t): the noisy classifier at the current t (plain SDEdit guidance);
+  "x0_hat" ∇_{x̂₀} G / √ᾱ_t: the clean classifier on the predicted clean image, the U-Net's Jacobian
+           ∂x̂₀/∂x_t approximated by I/√ᾱ_t (cheap: no backward pass through the U-Net);
+  "unet"   the exact ∇_{x_t} G(x̂₀(x_t)), back-propagated through the U-Net (≈ 3× the cost);
+  "noisy"  ∇ log p(y | x̃_t, t) averaged over K fresh noisings x̃_t = √ᾱ_t x̂₀ + √(1 − ᾱ_t) ε_k (plus λ's term).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .diffusion import Schedule
+from .samplers import EpsFn, Step
+
+GUIDES = ("x_t", "x0_hat", "unet", "noisy")
+NOISY_DRAWS = 4     # K of the "noisy" guide: each draw costs one classifier pass
+
+
+def _log_p_target(model: nn.Module, x: Tensor, t: int, w: Tensor) -> Tensor:
+    """Σ_k w_k log p(k | x, t) per sample: (B,)."""
+    log_p = torch.log_softmax(model.classify(x, t).float(), dim=-1)     # (B, C)
+    return (w.to(x.device).expand_as(log_p) * log_p).sum(-1)
+
+
+def guided_eps_fn(model: nn.Module, w: Tensor, x_ref: Tensor, scale: float, lam: float, guide: str,
+                  generator: torch.Generator | None = None) -> EpsFn:
+    """ε̂′(x_t, t) for target weights w (B, C) and the input x_ref (B, …) that λ keeps the edit close to."""
+    if guide not in GUIDES:
+        raise ValueError(f"unknown guide {guide!r}; choose from {', '.join(GUIDES)}")
+    schedule: Schedule = model.schedule
+    if scale == 0 and lam == 0:
+        return model.eps_fn
+
+    def objective(x0: Tensor) -> Tensor:
+        """s · Σ_k w_k log p(k | x̂₀) − λ ‖x̂₀ − x‖₁, summed over the batch (samples do not interact)."""
+        close = (x0 - x_ref).abs().flatten(1).sum(1)
+        return (scale * _log_p_target(model, x0, 0, w) - lam * close).sum()
+
+    def eps_guided(x_t: Tensor, t: int) -> Tensor:
+        a = schedule.alpha_bar[t]
+        with torch.enable_grad():
+            if guide == "unet":
+                x_t = x_t.detach().requires_grad_(True)
+                eps = model.eps(x_t, t)
+                x0 = schedule.x0_from_eps(x_t, t, eps).clamp(-1, 1)
+                (grad,) = torch.autograd.grad(objective(x0), x_t)
+                eps = eps.detach()
+            else:
+                with torch.no_grad():
+                    eps = model.eps(x_t, t)
+                x0 = schedule.x0_from_eps(x_t, t, eps).clamp(-1, 1).requires_grad_(True)
+                if guide == "x0_hat":
+                    (grad,) = torch.autograd.grad(objective(x0), x0)
+                    grad = grad / a.sqrt()                       # ∂x̂₀/∂x_t ≈ I / √ᾱ_t
+                elif guide == "x_t":
+                    x_in = x_t.detach().requires_grad_(True)
+                    (grad,) = torch.autograd.grad(scale * _log_p_target(model, x_in, t, w).sum(), x_in)
+                    grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()
+                else:  # "noisy": average the noisy classifier's gradient over K re-noisings of x̂₀
+                    grad = torch.zeros_like(x_t)
+                    for _ in range(NOISY_DRAWS):
+                        e = torch.randn(x_t.shape, generator=generator).to(x_t.device)
+                        x_k = schedule.noise_to(x0.detach(), t, e).requires_grad_(True)
+                        (g_k,) = torch.autograd.grad(scale * _log_p_target(model, x_k, t, w).sum(), x_k)
+                        grad = grad + g_k / NOISY_DRAWS
+                    grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()
+        return eps - (1 - a).sqrt() * grad
+    return eps_guided
+
+
+@torch.no_grad()
+def ddim_invert(eps_fn: EpsFn, x0: Tensor, ts: Sequence[int], schedule: Schedule) -> Tensor:
+    """DDIM run forward (Song et al. 2021; Dhariwal & Nichol App. F): for increasing times t < s,
+    x_s = √ᾱ_s x̂₀(x_t) + √(1 − ᾱ_s) ε̂(x_t, t) — the deterministic encoding that decoding with η = 0 undoes."""
+    x = x0
+    for t, s in zip(ts[:-1], ts[1:]):
+        eps = eps_fn(x, t)
+        x0_hat = schedule.x0_from_eps(x, t, eps)
+        x = schedule.alpha_bar[s].sqrt() * x0_hat + (1 - schedule.alpha_bar[s]).sqrt() * eps
+    return x
+
+
+def change_mask(x: Tensor, x_edit: Tensor, threshold: float, dilation: int) -> Tensor:
+    """ACE's region: 1 where the first edit changed a pixel by more than `threshold` (in [0, 1] units,
+    averaged over channels), grown by `dilation` pixels (a max-pool). (B, 1, H, W) for images."""
+    if x.dim() != 4:                    # points (toy models): the whole point may move
+        return torch.ones_like(x[:, :1])
+    change = (x_edit - x).abs().mean(1, keepdim=True) / 2
+    m = (change > threshold).float()
+    if dilation > 0:
+        m = F.max_pool2d(m, 2 * dilation + 1, stride=1, padding=dilation)
+    return m
+
+
+@torch.no_grad()
+def repaint_ddim(eps_fn: EpsFn, x: Tensor, ts: Sequence[int], schedule: Schedule, known: Tensor, mask: Tensor,
+                 generator: torch.Generator | None = None, callback: Callable[[Step], None] | None = None) -> Tensor:
+    """DDIM (η = 0) where, after every step to s, the region outside `mask` is replaced by the forward-noised
+    known image: x_s ← m ⊙ x_s + (1 − m) ⊙ q(x_s | known)  (RePaint, Lugmayr et al. 2022, eq. 8)."""
+    for t, s in zip(ts[:-1], ts[1:]):
+        eps = eps_fn(x, t)
+        x0 = schedule.x0_from_eps(x, t, eps).clamp(-1, 1)
+        eps = schedule.eps_from_x0(x, t, x0)
+        x_free = schedule.alpha_bar[s].sqrt() * x0 + (1 - schedule.alpha_bar[s]).sqrt() * eps
+        e = torch.randn(x.shape, generator=generator).to(x.device)
+        x_known = schedule.noise_to(known, s, e) if s > 0 else known
+        x_next = mask * x_free + (1 - mask) * x_known
+        if callback is not None:
+            callback(Step(t, x, eps, x0, x_next))
+        x = x_next
+    return x

@@ -1,0 +1,226 @@
+"""Counterfactual methods (sdedit, dime, ace, ddim-inversion): each method's contract on the tiny joint model,
+the benchmark on a handful of images, the CLI's --method and the app handler with each method."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import jdx
+from jdx.cli import main
+from jdx.counterfactual import METHODS, PER_METHOD, counterfactual
+from jdx.counterfactual_methods import change_mask, ddim_invert
+from jdx.samplers import timesteps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread; on a loaded machine the OpenMP team only waits."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_joint):
+    return jdx.load(tiny_joint)
+
+
+@pytest.fixture(scope="module")
+def x(shapes_dir):
+    from jdx.data import load_dataset
+    data = load_dataset(str(shapes_dir), "train", 16, 1)
+    return data.to_model(torch.tensor([0, 30, 60]))          # one square, one vbar, one hbar (24 per class)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_shapes_mixture_record_and_seed(model, x, method):
+    w = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.2, 0.3, 0.5]])   # one mixture per image
+    cf = counterfactual(model, x, w, method=method, t_star=20, scale=5.0, steps=4, seed=3, record=True)
+    assert cf.x_cf.shape == x.shape and cf.probs_before.shape == cf.probs_after.shape == (3, 3)
+    assert torch.allclose(cf.probs_after.sum(-1), torch.ones(3), atol=1e-5)
+    assert len(cf.steps) == len(timesteps(20, 4)) - 1 and torch.isfinite(cf.x_cf).all()
+    assert cf.l1.shape == cf.l2.shape == (3,) and (cf.l1 <= cf.l2 + 1e-6).all()
+    again = counterfactual(model, x, w, method=method, t_star=20, scale=5.0, steps=4, seed=3)
+    assert torch.equal(cf.x_cf, again.x_cf)                             # a seed reproduces the edit
+    # One (C,) mixture for the whole batch is the same as that row repeated.
+    one = counterfactual(model, x, [0.0, 1.0, 1.0], method=method, t_star=20, scale=5.0, steps=4, seed=3)
+    rows = counterfactual(model, x, torch.tensor([[0.0, 0.5, 0.5]] * 3), method=method, t_star=20, scale=5.0,
+                          steps=4, seed=3)
+    assert torch.allclose(one.x_cf, rows.x_cf, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ("sdedit", "dime", "ace"))
+def test_seeds_differ_for_stochastic_starts(model, x, method):
+    a, b = (counterfactual(model, x, [0, 0, 1], method=method, t_star=20, scale=5.0, steps=4, seed=s) for s in (0, 1))
+    assert not torch.equal(a.x_cf, b.x_cf)
+
+
+def test_guidance_moves_toward_the_target(model, x):
+    """More guidance → a higher target probability, for every method (tiny model, mean over 3 images)."""
+    for method in METHODS:
+        p = [counterfactual(model, x, [0, 1, 0], method=method, t_star=25, scale=s, steps=5, seed=0).probs_after[:, 1]
+             .mean().item() for s in (0.0, 200.0)]
+        assert p[1] > p[0], (method, p)
+
+
+def test_ddim_inversion_at_scale_zero_returns_the_input(model, x):
+    """Encode to t* with DDIM run forward, decode unguided: the input comes back (up to the discretisation),
+    far closer than an SDEdit round trip from the same t*."""
+    inv = counterfactual(model, x, [1, 0, 0], method="ddim-inversion", t_star=10, scale=0.0, steps=10)
+    sde = counterfactual(model, x, [1, 0, 0], method="sdedit", t_star=10, scale=0.0, steps=10)
+    assert inv.l1.max() < 0.02, inv.l1
+    assert inv.l1.mean() < sde.l1.mean() / 4, (inv.l1, sde.l1)
+    # The encoder alone is deterministic and really moves away from x (it is not the identity).
+    ts = timesteps(10, 10)[::-1]
+    x_t = ddim_invert(model.eps_fn, x, ts, model.schedule)
+    assert torch.equal(x_t, ddim_invert(model.eps_fn, x, ts, model.schedule))
+    assert (x_t - x).abs().mean() > 0.02
+
+
+def test_keep_close_pulls_the_edit_back(model, x):
+    """DiME/ACE at scale 0: λ‖x̂₀ − x‖₁ keeps the result near the input; a larger λ changes less."""
+    for method in ("dime", "ace"):
+        loose = counterfactual(model, x, [0, 0, 1], method=method, t_star=5, scale=0.0, lam=0.0, steps=5).l1.mean()
+        close = counterfactual(model, x, [0, 0, 1], method=method, t_star=5, scale=0.0, lam=1.0, steps=5).l1.mean()
+        assert close < loose and close < 0.05, (method, loose, close)
+
+
+def test_ace_mask_confines_the_change(model, x):
+    cf = counterfactual(model, x, [0, 0, 1], method="ace", t_star=25, scale=100.0, steps=5, seed=0)
+    assert cf.mask is not None and cf.mask.shape == (3, 1, 16, 16)
+    outside = (1 - cf.mask).expand_as(x).bool()
+    assert outside.any() and torch.equal(cf.x_cf[outside], x[outside])     # untouched outside the mask, exactly
+    assert cf.mask.sum() > 0 and (cf.x_cf - x)[~outside].abs().sum() > 0
+
+
+def test_change_mask_threshold_and_dilation():
+    x = torch.zeros(1, 1, 9, 9)
+    edit = x.clone()
+    edit[0, 0, 4, 4] = 1.0                         # a change of 0.5 in [0, 1] units at the centre
+    edit[0, 0, 0, 0] = 0.1                         # below the threshold
+    assert change_mask(x, edit, 0.1, 0).sum() == 1
+    m = change_mask(x, edit, 0.1, 1)
+    assert m.sum() == 9 and m[0, 0, 3:6, 3:6].eq(1).all() and m[0, 0, 0, 0] == 0
+
+
+def test_bad_arguments(model, x):
+    with pytest.raises(ValueError, match="unknown method"):
+        counterfactual(model, x, [1, 0, 0], method="nope")
+    with pytest.raises(ValueError, match="unknown guide"):
+        counterfactual(model, x, [1, 0, 0], method="dime", t_star=10, guide="nope")
+    with pytest.raises(ValueError, match="t\\* must be"):
+        counterfactual(model, x, [1, 0, 0], t_star=51)
+    with pytest.raises(ValueError, match="class weights"):
+        counterfactual(model, x, [0, 0, 0], t_star=10)
+
+
+@pytest.mark.parametrize("guide", ("x_t", "x0_hat", "unet", "noisy"))
+def test_every_guide_runs(model, x, guide):
+    cf = counterfactual(model, x, [0, 1, 0], method="dime", t_star=10, scale=50.0, lam=0.1, steps=2, guide=guide)
+    assert torch.isfinite(cf.x_cf).all()
+
+
+def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_dir, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from bench import counterfactuals as bench
+    out = tmp_path / "cf"
+    bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
+                "--configs", "default", "sdedit-t150-s200", "--steps", "2", "--out", str(out)])
+    runs = json.loads((out / "counterfactuals.json").read_text())
+    assert len(runs) == 2 and (out / "validity_vs_l1.png").stat().st_size > 0
+    for r in runs.values():
+        m = r["metrics"]
+        assert m["n"] == 4 and 0 <= m["flip_joint"] <= 1 and 0 <= m["validity_separate"] <= 1
+        assert 0 <= m["l1"] <= m["rms"] <= 1 and -1 <= m["cout"] <= 1 and m["fid"] >= 0 and m["seconds_per_edit"] > 0
+        assert r["command"].startswith("python bench/counterfactuals.py")
+    assert "| default-random-n4 | dime |" in (out / "counterfactuals.md").read_text()
+    mtime = (out / "runs").stat().st_mtime_ns
+    bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
+                "--configs", "default", "--steps", "2", "--out", str(out)])    # resumes: nothing recomputed
+    assert (out / "runs").stat().st_mtime_ns == mtime
+
+
+def test_cout_is_the_mean_of_the_insertion_curve(model, x):
+    from bench.counterfactuals import cout
+    source, target = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 0])
+    same = cout(model, x, x, source, target)                           # nothing changes: a flat curve
+    p = model.predict(x)
+    assert torch.allclose(same, p.gather(1, target[:, None])[:, 0] - p.gather(1, source[:, None])[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cli_method(tiny_joint, shapes_dir, tmp_path, method):
+    out = tmp_path / method
+    src = str(shapes_dir / "square" / "0.png")
+    assert main(["counterfactual", str(tiny_joint), src, "--target", "vbar", "--method", method, "--noise", "20",
+                 "--guidance", "50", "--lam", "0.1", "--steps", "3", "--out", str(out)]) == 0
+    row = json.loads((out / "summary.jsonl").read_text().splitlines()[0])
+    assert row["method"] == method and row["lam"] == 0.1 and row["t_star"] == 20 and (out / "0.png").exists()
+
+
+def test_cli_defaults_come_from_the_library(tiny_joint, shapes_dir, tmp_path):
+    from jdx.counterfactual import DEFAULT
+    out = tmp_path / "default"
+    assert main(["counterfactual", str(tiny_joint), str(shapes_dir / "square" / "0.png"), "--target", "hbar",
+                 "--noise", "20", "--out", str(out)]) == 0
+    row = json.loads((out / "summary.jsonl").read_text())
+    assert (row["method"], row["guidance"], row["lam"]) == (DEFAULT.method, DEFAULT.scale, DEFAULT.lam)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_app_handler_with_each_method(tiny_joint, shapes_dir, tmp_path, monkeypatch, method):
+    pytest.importorskip("gradio")
+    import shutil
+    from jdx.ui import counterfactual as tab, models
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
+    monkeypatch.setattr(models, "CHECKPOINT_DIR", folder)
+    d = PER_METHOD[method]
+    pair, diff, bars, strip, summary = tab.counterfactual(
+        "tiny-joint", str(shapes_dir / "square" / "0.png"), 30, 50.0, 0, 0.0, 1.0, 0.0, method=method,
+        lam=d.lam, progress=lambda *a, **k: None)
+    assert pair[0].size == pair[1].size and "→" in summary and f"method {method}" in summary
+    assert diff.axes[0].images and len(diff.axes) == 2                 # the map and its colour bar
+    assert bars.axes[0].get_legend() is not None and strip is not None
+    assert "Joint model" in summary and "no second opinion" in summary    # no separate classifier in the folder
+
+
+def test_verdicts_warn_in_words():
+    pytest.importorskip("gradio")
+    from jdx.ui.counterfactual import verdicts
+    import numpy as np
+    names, w = ["square", "vbar", "hbar"], np.array([0.0, 1.0, 0.0])
+    p0, p1 = np.array([0.9, 0.05, 0.05]), np.array([0.1, 0.8, 0.1])
+    agree = verdicts(names, w, p0, p1, np.array([0.1, 0.7, 0.2]), l1=0.1)
+    assert "Both classifiers call the result **vbar**" in agree and "⚠️" not in agree
+    disagree = verdicts(names, w, p0, p1, np.array([0.8, 0.1, 0.1]), l1=0.1)
+    assert "disagree" in disagree and "separate classifier square" in disagree and "adversarial" not in disagree
+    invisible = verdicts(names, w, p0, p1, np.array([0.8, 0.1, 0.1]), l1=0.005)
+    assert "adversarial edit, not an explanation" in invisible and "disagree" in invisible
+
+
+def test_app_handler_asks_the_separate_classifier(tiny_joint, tiny_classifier, shapes_dir, tmp_path, monkeypatch):
+    pytest.importorskip("gradio")
+    import shutil
+    from jdx.ui import counterfactual as tab, models
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
+        shutil.copy(tiny_classifier.with_suffix(suffix), folder / f"tiny-clf{suffix}")
+    monkeypatch.setattr(models, "CHECKPOINT_DIR", folder)
+    # Positional, as Gradio passes them: weights, then method and λ.
+    *_, bars, strip, summary = tab.counterfactual("tiny-joint", str(shapes_dir / "vbar" / "0.png"), 30, 50.0, 0,
+                                                  0.0, 0.0, 1.0, "dime", 0.5, progress=lambda *a, **k: None)
+    assert "Separate classifier" in summary and "λ = 0.5" in summary and "method dime" in summary
+    labels = [t.get_text() for t in bars.axes[0].get_legend().get_texts()]
+    assert sorted(labels) == ["after (joint)", "after (separate classifier)", "before (joint)", "target weights"]
