@@ -20,7 +20,7 @@ export JDX_DATA=${JDX_DATA:-$PWD/.data/fashion-mnist} GRADIO_ANALYTICS_ENABLED=F
 T0=$(date +%s)
 log() { echo "$(date -u +%H:%M:%S) +$(( $(date +%s) - T0 ))s $*" | tee -a "$W/logs/slot.log"; }
 if [ "${JDX_SLOT_TINY:-0}" = 1 ]; then
-  export OMP_NUM_THREADS=1
+  export OMP_NUM_THREADS=1 JDX_STUB_GRADIO=1     # rehearse the GPU machine's path: no Gradio there
   TRAIN_MIN=${TRAIN_MIN:-3}; MDM_STEPS=${MDM_STEPS:-3}; JOINT_STEPS=${JOINT_STEPS:-3}; CDM_STEPS=3
   MDM_B=8; JOINT_B=8; CDM_B=8; EVAL_N=16
   EVAL_MDM="--limit 32 --bpd-repeats 1 --batch 32"
