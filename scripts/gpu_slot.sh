@@ -52,7 +52,7 @@ train cdm cdm --init checkpoints/fmnist-ddpm --steps $CDM_STEPS --batch-size $CD
   --eval-every 1000 & pids+=($!)
 for d in vpsde learned cld malda; do
   train "mdm-$d" mdm --diffusion $d $mdm_net --steps $MDM_STEPS --batch-size $MDM_B --lr 1e-3 --warmup 200 \
-    --eval-every 100000 & pids+=($!)
+    --eval-every 100000 --no-amp & pids+=($!)      # fp32 as the CPU-trained MDMs (launch-bound: no cost)
 done
 for kind in joint ddpm; do
   train "$kind" $kind --steps $JOINT_STEPS --batch-size $JOINT_B --lr 4e-4 --warmup 200 --lam ${LAM:-0.1} \
