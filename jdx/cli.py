@@ -458,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-amp", dest="amp", action="store_false", help="fp32 instead of bf16 autocast")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop and save after this wall time")
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="stop and save at this step (the schedule stays that of --steps); continue with --resume")
     p.add_argument("--lr-minutes", type=float, default=0.0,
                    help="anneal the learning rate over this much training time instead of over --steps")
     p.add_argument("--save-dtype", default="float32", choices=["float32", "float16", "bfloat16"])

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -29,7 +30,7 @@ from .device import autocast, cpu_has_bf16, device_name, pick_device  # noqa: F4
 from .domains import shift_images, shifted, split_domains
 from .diffusion import ScheduleConfig
 from .evaluate import accuracy
-from .joint import DiffusionModel, DiffusionObjective, HeadConfig, JointModel, JointObjective
+from .joint import DiffusionModel, DiffusionObjective, HeadConfig, JointModel, JointObjective, LossOutput
 from .mdm import DIFFUSIONS, MDM, DiffusionConfig, MDMConfig, MDMObjective
 from .mdm.evaluate import test_bpd
 from .unet import UNetConfig
@@ -63,6 +64,8 @@ class TrainConfig:
     amp: bool = True
     compile: bool = False            # torch.compile the objective (helps on CUDA)
     max_minutes: float = 0.0         # stop (and save) after this much wall time in this process; 0: no limit
+    stop_at: int = 0                 # >0: stop (and save) at this step, the schedule still that of `steps`;
+                                     # --resume continues (so several runs can take turns on one core)
     lr_minutes: float = 0.0          # >0: the cosine decay runs over this much training time (summed over
                                      # resumes) instead of over `steps`, so a time-boxed run still anneals
     save_dtype: str = "float32"      # float16 halves the shipped file (weights are cast back on load)
@@ -243,7 +246,9 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         weights = init_weights(init, model, cfg.init)
         model.load_state_dict(weights)
         ema.model.load_state_dict(weights)
-        history = [{"init": str(cfg.init), "init_training": init.info.training.get("commands", [])}]
+        history = [{"init": str(cfg.init), "init_kind": init.kind, "init_config": _jsonable(init.config_dict()),
+                    "init_steps": init.info.training.get("steps"), "init_metrics": init.info.metrics,
+                    "init_training": init.info.training.get("commands", [])}]
     commands.append(command)
 
     objective = build_objective(cfg, model)
@@ -283,19 +288,8 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
         while step < cfg.steps:
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step, elapsed)
-            idx = pool[torch.randint(0, len(pool), (local_batch,), device=device, generator=gen)]
-            lab = labelled[torch.randint(0, len(labelled), (local_batch,), device=device, generator=gen)]
-            x0 = images[idx].float() / 127.5 - 1
-            x_lab = images[lab].float() / 127.5 - 1
-            if cfg.augment:
-                x_lab = augment(x_lab, gen)
-            with autocast(device, cfg.amp):
-                out = runner(x0, x_lab, labels[lab])
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            ema.update(model, step)
+            batch = draw_batch(images, labels, pool, labelled, local_batch, gen, cfg.augment)
+            out = optimise(runner, model, opt, ema, batch, step, cfg.grad_clip, autocast(device, cfg.amp))
             step += 1
             steps_timed += 1
             # Smoothed figures for the bar; .item() syncs, so only every 10 steps.
@@ -317,7 +311,8 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
             elapsed += now - t_last       # wall time summed over resumed runs
             t_last = now
             out_of_time = cfg.max_minutes > 0 and now - t_begin > 60 * cfg.max_minutes
-            if now - last_save > cfg.save_every_s or step == cfg.steps or out_of_time:
+            paused = 0 < cfg.stop_at <= step
+            if now - last_save > cfg.save_every_s or step == cfg.steps or out_of_time or paused:
                 if out_of_time and rank == 0 and (not history or history[-1].get("step") != step):
                     history.append({"step": step, "metrics": evaluate(ema.model, test_set, cfg.eval_n, device, shift=cfg.shift),
                                     "train_loss": run_loss, "stopped": "max_minutes"})
@@ -326,11 +321,43 @@ def train(cfg: TrainConfig, resume: bool = False, command: str = "", quiet: bool
             if out_of_time:
                 bar.write(f"--max-minutes {cfg.max_minutes} reached at step {step}; saved. Continue with --resume.")
                 break
+            if paused:
+                bar.write(f"--stop-at {cfg.stop_at} reached; saved. Continue with --resume.")
+                break
     finally:
         bar.close()
         if world > 1:
             dist.destroy_process_group()
     return stem
+
+
+class Batch(NamedTuple):
+    x0: Tensor          # the diffusion batch, in [−1, 1]
+    x_lab: Tensor       # the classifier's batch (augmented), in [−1, 1]
+    y: Tensor           # its labels
+
+
+def draw_batch(images: Tensor, labels: Tensor, pool: Tensor, labelled: Tensor, batch: int,
+               gen: torch.Generator, augmented: bool) -> Batch:
+    """One training batch gathered from uint8 images already on the training device (no DataLoader: at
+    28×28 a gather costs microseconds next to the step)."""
+    idx = pool[torch.randint(0, len(pool), (batch,), device=pool.device, generator=gen)]
+    lab = labelled[torch.randint(0, len(labelled), (batch,), device=pool.device, generator=gen)]
+    x_lab = images[lab].float() / 127.5 - 1
+    return Batch(images[idx].float() / 127.5 - 1, augment(x_lab, gen) if augmented else x_lab, labels[lab])
+
+
+def optimise(runner: nn.Module, model: nn.Module, opt: torch.optim.Optimizer, ema: "EMA", batch: Batch,
+             step: int, grad_clip: float, precision) -> LossOutput:
+    """One optimisation step: loss, backward, gradient clipping, AdamW, EMA update."""
+    with precision:
+        out = runner(*batch)
+    opt.zero_grad(set_to_none=True)
+    out.loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    ema.update(model, step)
+    return out
 
 
 def init_weights(init: nn.Module, model: nn.Module, name: str) -> dict:
@@ -344,6 +371,8 @@ def init_weights(init: nn.Module, model: nn.Module, name: str) -> dict:
         return {**model.state_dict(), **init.state_dict()}      # the head keeps its fresh initialisation
     if getattr(model, "kind", "") == "cdm" and type(init) is DiffusionModel:
         return cdm_from_denoiser(init, model, name)
+    if isinstance(model, MDM) and isinstance(init, MDM) and model.is_image and init.is_image:
+        return mdm_from_mdm(init, model, name)
     raise ValueError(f"--init {name}: its architecture differs from the one asked for; pass the same "
                      "model options as its training command")
 
@@ -359,6 +388,35 @@ def cdm_from_denoiser(init: nn.Module, model: nn.Module, name: str) -> dict:
         raise ValueError(f"--init {name}: fewer than 90 % of the CDM's U-Net tensors match its U-Net; "
                          "pass the same --base-channels/--channel-mult/--num-res-blocks/--attention-levels")
     return {**mine, **same}
+
+
+def mdm_from_mdm(init: nn.Module, model: nn.Module, name: str) -> dict:
+    """Warm start of one image MDM from another (e.g. learned, CLD or MALDA from VP-SDE): both score
+    networks predict ε̂ for K stacked variables with the same U-Net, so every network tensor of the same name
+    and shape is copied. The input and output convolutions have K·C channels (variable-major: the data
+    variable's C channels first); there the data variable's channels are copied and the auxiliaries' keep
+    their init. The diffusion's own parameters (Q, D, …) always keep the asked diffusion's init."""
+    mine, theirs = model.state_dict(), init.state_dict()
+    C = model.net.unet.config.in_channels // model.diffusion.K
+    if C != init.net.unet.config.in_channels // init.diffusion.K:
+        raise ValueError(f"--init {name}: its images have a different number of channels")
+    out = dict(mine)
+    for k, v in theirs.items():
+        if not k.startswith("net.") or k not in mine:
+            continue
+        if mine[k].shape == v.shape:
+            out[k] = v
+        elif k.endswith("conv_in.weight") and mine[k].shape[2:] == v.shape[2:]:
+            out[k] = mine[k].clone()
+            out[k][:, :C] = v[:, :C]                   # (out, K·C, 3, 3): the data variable's input channels
+        elif k.startswith("net.unet.out.") and mine[k].shape[1:] == v.shape[1:]:
+            out[k] = mine[k].clone()
+            out[k][:C] = v[:C]                         # (K·C, …): ε̂ of the data variable
+    net = [k for k in mine if k.startswith("net.")]
+    if sum(out[k] is theirs.get(k) for k in net) < 0.9 * len(net):
+        raise ValueError(f"--init {name}: fewer than 90 % of the network's tensors match; pass the same "
+                         "--base-channels/--channel-mult/--num-res-blocks/--attention-levels")
+    return out
 
 
 def _jsonable(d: dict) -> dict:
