@@ -37,9 +37,10 @@ class Counterfactual(NamedTuple):
 
 
 def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor, *, t_star: int = 200,
-                   scale: float = 10.0, steps: int = 25, sampler: str = "ddim", seed: int = 0,
+                   scale: float = 10.0, steps: int = 25, sampler: str = "ddim", seed: int | Sequence[int] = 0,
                    record: bool = False, callback: Callable[[Step], None] | None = None) -> Counterfactual:
-    """x: (B, C, H, W) in [−1, 1]; target: class weights (C,) or (B, C) — one-hot for a single class."""
+    """x: (B, C, H, W) in [−1, 1]; target: class weights (C,) or (B, C) — one-hot for a single class;
+    seed: one for the batch, or (B,) one per row (row i then equals the same call on x[i:i+1] with seed[i])."""
     if not hasattr(model, "classify"):
         raise ValueError("counterfactuals need a joint model (its classifier steers the edit)")
     T = model.schedule.T
@@ -47,8 +48,12 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
         raise ValueError(f"t* must be in 1…{T}, got {t_star}")
     device = next(model.parameters()).device
     x = x.to(device)
-    g = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x.shape, generator=g).to(device)
+    # One seed for the batch, or one per row (the app batches users' requests: a row's noise must not depend
+    # on the batch it shares).
+    seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
+    g = torch.Generator().manual_seed(seeds[0])
+    eps = (torch.randn(x.shape, generator=g) if len(seeds) == 1 else
+           torch.cat([torch.randn((1, *x.shape[1:]), generator=torch.Generator().manual_seed(s)) for s in seeds])).to(device)
     x_t = model.schedule.noise_to(x, t_star, eps)                  # x_{t*} ~ q(x_{t*} | x₀)
     eps_fn = guided_eps_fn(model, target, scale)
     recorded, on_step = recorder(record, callback)

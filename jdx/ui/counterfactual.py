@@ -5,10 +5,9 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from ..counterfactual import SCALE, T_STAR, counterfactual as edit
+from ..counterfactual import SCALE, T_STAR
 from ..viz import trajectory_strip
-from .compute import on_compute_thread
-from . import models, plots
+from . import batches, compute, models, plots
 from .pictures import big, channel_mean, signed
 
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
@@ -18,14 +17,14 @@ keeps the outline, large allows a new garment. **s** sets how hard the classifie
 shows the edit: red pixels got brighter, blue darker. Release a slider to recompute."""
 
 CF_STEPS = 25
+CF_CONCURRENCY = 32           # handlers mostly wait for the compute thread; more in flight → bigger shared passes
 
 
-@on_compute_thread
 def counterfactual(model_name: str, image, t_star: int = T_STAR, scale: float = SCALE, seed: int = 0, *weights,
                    progress=gr.Progress()):
     """→ ((before, after) pair, difference map, probability bars, trajectory strip, summary)."""
-    model = models.require_classifier(models.get(model_name))
-    x = models.image_input(model, image)
+    model = compute.run(lambda: models.require_classifier(models.get(model_name)))
+    x = models.image_input(model, image)          # here, not in the batch: a bad upload fails alone
     names = model.info.class_names
     w = np.asarray([float(v or 0) for v in weights][:len(names)] + [0.0] * (len(names) - len(weights)))
     if (w < 0).any() or w.sum() <= 0:
@@ -39,8 +38,8 @@ def counterfactual(model_name: str, image, t_star: int = T_STAR, scale: float = 
     def on_step(step):
         done.append(step.t)
         progress((len(done), CF_STEPS), desc=f"editing, t = {step.t}")
-    cf = edit(model, x, w / w.sum(), t_star=t_star, scale=float(scale), steps=CF_STEPS, seed=int(seed), record=True,
-              callback=on_step)
+    cf = batches.counterfactual(model_name, x, w / w.sum(), t_star=t_star, scale=float(scale), steps=CF_STEPS,
+                                seed=int(seed), record=True, callback=on_step)
     p0, p1 = cf.probs_before[0].cpu().numpy(), cf.probs_after[0].cpu().numpy()
     diff = channel_mean(cf.x_cf - cf.x) / 2          # in [0, 1] pixel units
     before, after = big(cf.x[0]), big(cf.x_cf[0])
@@ -77,4 +76,4 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     inputs = [model_box, image, t_star, scale, seed] + sliders
     gr.on([run.click, t_star.release, scale.release] + [s.release for s in sliders],
           models.if_image(counterfactual, 5), inputs, [compare, diff, bars, strip, summary],
-          api_name="counterfactual")
+          api_name="counterfactual", concurrency_limit=CF_CONCURRENCY)
