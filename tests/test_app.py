@@ -244,9 +244,12 @@ def test_many_clients_get_the_answers_they_get_alone(app_url, images):
     from jdx.ui import batches
     jobs = [(images[("square", "vbar", "hbar")[i % 3]], i % 3, i) for i in range(16)]
 
+    # generous timeouts: on a loaded CI machine 16 clients' uploads can wait longer than httpx's default 5 s
+    clients = [client_mod.Client(app_url, verbose=False, httpx_kwargs={"timeout": 300}) for _ in jobs]
+
     def run(job):
         path, k, seed = job
-        c = client_mod.Client(app_url, verbose=False)
+        c = clients[seed]
         label, _ = c.predict("tiny-joint", handle_file(str(path)), api_name="/predict")
         w = [0, 0, 0]
         w[(k + 1) % 3] = 1
