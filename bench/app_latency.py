@@ -228,7 +228,8 @@ def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,predi
         label, _ = c.predict(MODEL, handle_file(job[0]), api_name="/predict")
         return [label["label"]], np.zeros(1, int)
 
-    clients = [Client(url, verbose=False) for _ in range(n)]
+    # generous timeouts: 30 uploads at once on a small CPU wait longer than httpx's default 5 s
+    clients = [Client(url, verbose=False, httpx_kwargs={"timeout": 600}) for _ in range(n)]
     rows = []
     for name, fn in (("Make counterfactual (t* 250, s 100, 25 steps)", counterfactual),
                      ("Denoise (50-step DDIM from noise)", denoise), ("Classify (predict)", predict)):
