@@ -79,10 +79,12 @@ def target_weights(target: Sequence[float] | Tensor, batch: int, num_classes: in
 
 def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor, *, method: str = DEFAULT.method,
                    t_star: int | None = None, scale: float | None = None, lam: float | None = None,
-                   steps: int | None = None, guide: str | None = None, seed: int = 0, record: bool = False,
+                   steps: int | None = None, guide: str | None = None, seed: int | Sequence[int] = 0, record: bool = False,
                    callback: Callable[[Step], None] | None = None) -> Counterfactual:
     """x: (B, C, H, W) in [−1, 1]; target: class weights (C,) or (B, C) — one-hot for a single class.
-    Settings left None take the method's default (PER_METHOD)."""
+    Settings left None take the method's default (PER_METHOD).
+    seed: one for the batch, or (B,) one per row (the app batches users' requests: a row's starting noise
+    then equals the same call on x[i:i+1] with seed[i])."""
     if not hasattr(model, "classify"):
         raise ValueError("counterfactuals need a joint model (its classifier steers the edit)")
     if method not in METHODS:
@@ -99,7 +101,8 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
     device = next(model.parameters()).device
     x = x.to(device)
     w = target_weights(target, x.shape[0], model.num_classes).to(device)
-    g = torch.Generator().manual_seed(seed)
+    seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
+    g = torch.Generator().manual_seed(seeds[0])
     ts = timesteps(t_star, steps)
     eps_fn = guided_eps_fn(model, w, x, scale, lam, guide, generator=g)
     recorded, on_step = recorder(record, callback)
@@ -110,8 +113,9 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
         x_t = ddim_invert(model.eps_fn, x, ts[::-1], schedule)          # x₀ → x_{t*}, deterministic
         x_cf = ddim(eps_fn, x_t, ts, schedule, clip=True, callback=on_step)
     else:
-        eps = torch.randn(x.shape, generator=g).to(device)
-        x_t = schedule.noise_to(x, t_star, eps)                         # x_{t*} ~ q(x_{t*} | x₀)
+        eps = (torch.randn(x.shape, generator=g) if len(seeds) == 1 else
+               torch.cat([torch.randn((1, *x.shape[1:]), generator=torch.Generator().manual_seed(v)) for v in seeds]))
+        x_t = schedule.noise_to(x, t_star, eps.to(device))                         # x_{t*} ~ q(x_{t*} | x₀)
         if method == "ace":
             first = ddim(eps_fn, x_t, ts, schedule)                     # a DiME edit: where would it change?
             mask = change_mask(x, first, ACE_THRESHOLD, ACE_DILATION)

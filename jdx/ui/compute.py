@@ -33,14 +33,35 @@ def on_compute_thread(fn):
     return wrapped
 
 
-class Batcher:
-    """Requests that arrive together share one forward pass: callers hand in (key, x) with x (1, …); the
-    compute thread takes every waiting input with the same key, runs fn(key, cat(xs)) once and hands each
-    caller its row. Inputs are prepared (and bad ones rejected) in the caller's thread, so one user's broken
-    upload never fails another user's request."""
+def in_callers_context(fn):
+    """fn, called from any thread, runs in the context of the thread that wrapped it: a per-user callback
+    (Gradio's progress bar finds its request through context variables) survives a shared batch."""
+    ctx = contextvars.copy_context()
+    return lambda *args, **kwargs: ctx.run(fn, *args, **kwargs)
 
-    def __init__(self, fn, max_batch: int = 64):
-        self.fn, self.max_batch = fn, max_batch
+
+def rows(value, i: int):
+    """Row i of a batched result, keeping the batch dimension: tensors sliced, named tuples, tuples and lists
+    (e.g. a trajectory of steps) taken apart field by field, anything else (a time step, a name) as it is."""
+    if isinstance(value, torch.Tensor):
+        return value[i:i + 1]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(rows(v, i) for v in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(rows(v, i) for v in value)
+    return value
+
+
+class Batcher:
+    """Requests that arrive together share one model pass: callers hand in (key, x); the compute thread takes
+    every waiting input with the same key, runs fn(key, join(xs)) once and hands each caller split(out, i).
+    By default x is a tensor (1, …), join concatenates and split slices row i; a batched function may take
+    the list of inputs as it is (join=list) and return anything `rows` can take apart. Inputs are prepared
+    (and bad ones rejected) in the caller's thread, so one user's broken upload never fails another user's
+    request; while one batch runs, the next gathers."""
+
+    def __init__(self, fn, max_batch: int = 64, join=torch.cat, split=rows):
+        self.fn, self.max_batch, self.join, self.split = fn, max_batch, join, split
         self._pending: list[tuple[object, object, Future]] = []
         self._lock = threading.Lock()
         self.batch_sizes: list[int] = []          # what was batched, for the benchmark
@@ -62,9 +83,9 @@ class Batcher:
             self._pending = [p for i, p in enumerate(self._pending) if i not in set(chosen)]
         self.batch_sizes.append(len(mine))
         try:
-            out = self.fn(key, torch.cat([x for _, x, _ in mine]))
+            out = self.fn(key, self.join([x for _, x, _ in mine]))
             for i, (_, _, fut) in enumerate(mine):
-                fut.set_result(out[i:i + 1])
+                fut.set_result(self.split(out, i))
         except Exception as e:                    # noqa: BLE001 — every waiting caller hears about it
             for _, _, fut in mine:
                 fut.set_exception(e)

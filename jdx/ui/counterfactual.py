@@ -10,10 +10,9 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from ..counterfactual import DEFAULT, METHODS, PER_METHOD, counterfactual as edit
+from ..counterfactual import DEFAULT, METHODS, PER_METHOD
 from ..viz import trajectory_strip
-from .compute import on_compute_thread
-from . import models, plots
+from . import batches, compute, models, plots
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
@@ -74,13 +73,15 @@ def _split(args, n_classes: int):
     return args, None, None
 
 
-@on_compute_thread
+CF_CONCURRENCY = 32           # handlers mostly wait for the compute thread; more in flight → bigger shared passes
+
+
 def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: float = DEFAULT.scale,
                    seed: int = 0, *args, method: str | None = None, lam: float | None = None,
                    progress=gr.Progress()):
     """→ ((before, after) pair, difference map, probability bars, trajectory strip, summary with both verdicts)."""
-    model = models.require_classifier(models.get(model_name))
-    x = models.image_input(model, image)
+    model = compute.run(lambda: models.require_classifier(models.get(model_name)))
+    x = models.image_input(model, image)          # here, not in the batch: a bad upload fails alone
     names = model.info.class_names
     weights, m, l = _split(args, len(names))
     method, lam = method or m or DEFAULT.method, lam if lam is not None else l
@@ -102,11 +103,12 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
         done.append(step.t)
         progress((min(len(done) + n_steps // 2 * (method in ("ace", "ddim-inversion")), n_steps), n_steps),
                  desc=f"editing, t = {step.t}")
-    cf = edit(model, x, w / w.sum(), method=method, t_star=t_star, scale=float(scale), lam=lam, steps=d.steps,
-              seed=int(seed), record=True, callback=on_step)
+    cf = batches.counterfactual(model_name, x, w / w.sum(), method=method, t_star=int(t_star), scale=float(scale),
+                                lam=lam, steps=d.steps, seed=int(seed), record=True, callback=on_step)
     p0, p1 = cf.probs_before[0].cpu().numpy(), cf.probs_after[0].cpu().numpy()
     judge = second_opinion(model)
-    p_sep = None if judge is None else judge.predict(cf.x_cf.to(next(judge.parameters()).device))[0].cpu().numpy()
+    p_sep = None if judge is None else compute.run(
+        lambda: judge.predict(cf.x_cf.to(next(judge.parameters()).device))[0].cpu().numpy())
     diff = channel_mean(cf.x_cf - cf.x) / 2          # in [0, 1] pixel units
     l1 = float(cf.l1[0])
     summary = (f"**{names[p0.argmax()]}** ({p0.max():.0%}) → **{names[p1.argmax()]}** ({p1.max():.0%}); "
@@ -155,6 +157,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     inputs = [model_box, image, t_star, scale, seed] + sliders + [method, lam]
     outputs = [compare, diff, bars, strip, summary]
     gr.on([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
-          models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual")
+          models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
+          concurrency_limit=CF_CONCURRENCY)
     method.input(method_defaults, method, [t_star, scale, lam], api_visibility="private").then(
-        models.if_image(counterfactual, 5), inputs, outputs, api_visibility="private")
+        models.if_image(counterfactual, 5), inputs, outputs, api_visibility="private",
+        concurrency_limit=CF_CONCURRENCY)

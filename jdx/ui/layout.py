@@ -9,8 +9,8 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from . import (auxiliary, counterfactual, denoise, gradients, gradio_fixes, learn, models, noise_level, predict,
-               representations)
+from . import (auxiliary, counterfactual, denoise, gradients, gradio_fixes, learn, lesson, models, noise_level,
+               predict, representations)
 
 gradio_fixes.install()
 
@@ -120,6 +120,8 @@ def build(default: str | None = None) -> gr.Blocks:
                     with gr.Tab("Auxiliary variables", id="auxiliary"):
                         auxiliary.build(image)
                     with gr.Tab("Learn", id="learn"):
+                        with gr.Accordion("A guided lesson for a class (presenter mode)", open=False):
+                            lesson.build(model_box, image, classes, example_paths())
                         learn.build(model_box, image)
         model_box.change(lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")
         example_name = gr.Textbox(visible=False, label="example file name")
@@ -139,7 +141,7 @@ def launch(demo: gr.Blocks, **kwargs):
     """Local by default (127.0.0.1); uploads capped; never shared."""
     if models.device().type == "cpu":
         torch.set_num_threads(serving_threads())
-    options = dict(server_name=os.environ.get("JDX_HOST", "127.0.0.1"), max_file_size=MAX_UPLOAD, css=CSS,
+    options = dict(server_name=os.environ.get("JDX_HOST", "127.0.0.1"), max_file_size=MAX_UPLOAD, css=CSS + lesson.CSS,
                    theme=THEME, show_error=True)
     options.update(kwargs)
     options["share"] = False

@@ -1,0 +1,214 @@
+"""A lesson a teacher can project: seven short steps from the forward process to the likelihood, each one
+live control on the page's image, one sentence of what to look for and one question for the class. Written
+for students who know what a Gaussian is and nothing about diffusion. Presenter layout: one step, one
+picture at a time, large type."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gradio as gr
+import numpy as np
+import torch
+
+from ..generate import generate
+from ..viz import grid
+from . import counterfactual as counterfactual_view, models, noise_level as noise_level_view
+from .compute import on_compute_thread
+
+CSS = """
+#lesson .prose, #lesson .prose p, #lesson label span { font-size: 1.35rem !important; line-height: 1.45; }
+#lesson .prose h2 { font-size: 2rem !important; }
+#lesson .lesson-ask { border-left: 6px solid var(--color-accent); padding-left: 0.8em; }
+"""
+
+
+class Step(NamedTuple):
+    title: str
+    what: str          # what the picture shows (one or two sentences)
+    look: str          # one sentence: what to look for
+    ask: str           # one question for the class
+
+
+STEPS = [
+    Step("1 · Noise destroys the image",
+         "Diffusion starts by ruining pictures on purpose: x_t = √ᾱ_t · x₀ + √(1−ᾱ_t) · ε, a weighted mix of the "
+         "image and Gaussian noise ε ~ N(0, I). As t grows the image's share √ᾱ_t shrinks to almost 0.",
+         "Drag t: left is your image, right the same image at noise level t.",
+         "At which t can you no longer tell what the garment is? Would the network still know?"),
+    Step("2 · What the network predicts",
+         "The network sees only the noisy x_t and t, and guesses the noise ε̂ that was added. Subtracting it gives "
+         "its guess of the clean image: x̂₀ = (x_t − √(1−ᾱ_t) · ε̂) / √ᾱ_t.",
+         "Left to right: x_t, the predicted noise ε̂, the guess x̂₀ — watch x̂₀ turn blurry and 'average' as t grows.",
+         "Why is the guess blurry at large t rather than wrong in one sharp way?"),
+    Step("3 · One step back",
+         "Generation undoes the noise a little at a time. One DDIM step from t to t − Δ keeps the guess x̂₀ and "
+         "puts back a smaller amount of the predicted noise: x_{t−Δ} = √ᾱ_{t−Δ} · x̂₀ + √(1−ᾱ_{t−Δ}) · ε̂.",
+         "Left to right: x_t, x̂₀, and x_{t−Δ}: a bigger Δ jumps further toward x̂₀ in one step.",
+         "If one big step lands on x̂₀, why do samplers take 50 small ones?"),
+    Step("4 · Guidance: steering toward a class",
+         "The same network also classifies noisy images. Adding the gradient of log p(class | x_t) to the "
+         "denoising direction at every step pushes the sample toward the class you pick (10 steps from t = 300, "
+         "strength s = 8).",
+         "Left to right: x_t, where 10 unguided steps end, where 10 guided steps end.",
+         "Which classes are easy to steer toward from this image, and which are not? Why?"),
+    Step("5 · A counterfactual",
+         "Noise your image to t*, then walk back with guidance toward the class the model thought second most "
+         "likely: the smallest edit that changes its mind. t* says how much may change.",
+         "Drag t*: small keeps the outline, large lets a new garment appear.",
+         "Is the edit a change a person would make, or a trick that only fools the model?"),
+    Step("6 · A classifier of noise levels",
+         "A second network (a CDM) only learned to tell how noisy an image is: p(t | x_t). Its gradient turns out "
+         "to be a denoiser too.",
+         "The bars are the CDM's belief about t; the true t is marked — drag t and see whether it follows.",
+         "Which noise levels are hard to tell apart, and why would that be?"),
+    Step("7 · How likely is this image?",
+         "Adding up what the noise-level classifier knows over all t gives the image's likelihood, in bits per "
+         "dimension (bpd): fewer bits means the model finds the image more typical.",
+         "Pick different garments: the bars show where along t the bits are spent; the summary gives the total.",
+         "Would a photo of a cat get more or fewer bits than a shirt? Why?"),
+]
+
+T_GUIDE, S_GUIDE = 300, 8.0
+
+
+def _noised(model, x, t: int, seed: int = 0) -> torch.Tensor:
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).to(x.device)
+    return model.schedule.noise_to(x, t, eps) if t > 0 else x
+
+
+def _clip(t, model) -> int:
+    return int(min(max(int(t), 0), model.schedule.T))
+
+
+@on_compute_thread
+def lesson_forward(model_name: str, image, t: int = 200):
+    """Step 1: the image and the image noised to t, side by side."""
+    model = models.get(model_name)
+    x = models.image_input(model, image)
+    return grid(torch.cat([x, _noised(model, x, _clip(t, model))]).cpu(), nrow=2, scale=8)
+
+
+@on_compute_thread
+def lesson_prediction(model_name: str, image, t: int = 200):
+    """Step 2: x_t, the predicted noise ε̂ and the clean-image guess x̂₀."""
+    model = models.get(model_name)
+    x = models.image_input(model, image)
+    t = max(1, _clip(t, model))
+    x_t = _noised(model, x, t)
+    with torch.no_grad():
+        eps_hat = model.eps(x_t, t)
+    x0_hat = model.schedule.x0_from_eps(x_t, t, eps_hat).clamp(-1, 1)
+    return grid(torch.cat([x_t, (eps_hat / 3).clamp(-1, 1), x0_hat]).cpu(), nrow=3, scale=8)
+
+
+@on_compute_thread
+def lesson_step(model_name: str, image, delta: int = 100, t: int = 300):
+    """Step 3: one deterministic DDIM step from t to t − Δ."""
+    model = models.get(model_name)
+    x = models.image_input(model, image)
+    t = max(1, _clip(t, model))
+    s = max(0, t - int(delta))
+    x_t = _noised(model, x, t)
+    with torch.no_grad():
+        eps_hat = model.eps(x_t, t)
+    x0_hat = model.schedule.x0_from_eps(x_t, t, eps_hat)
+    ab_s = model.schedule.alpha_bar_at(s) if s > 0 else torch.ones(())
+    x_s = ab_s.sqrt() * x0_hat + (1 - ab_s).sqrt() * eps_hat
+    return grid(torch.cat([x_t, x0_hat.clamp(-1, 1), x_s.clamp(-1, 1)]).cpu(), nrow=3, scale=8)
+
+
+@on_compute_thread
+def lesson_guidance(model_name: str, image, target: str = ""):
+    """Step 4: 10 DDIM steps from x_300, without and with guidance toward one class."""
+    model = models.require_classifier(models.get(model_name))
+    names = model.info.class_names
+    if target not in names:
+        raise gr.Error(f"pick a class: {', '.join(names)}")
+    x = models.image_input(model, image)
+    t = max(1, min(T_GUIDE, model.schedule.T))
+    x_t = _noised(model, x, t)
+    w = torch.zeros(len(names))
+    w[names.index(target)] = 1
+    x0 = [generate(model, 1, weights=w if scale else None, scale=scale, steps=10, x_T=x_t, t_start=t).images
+          for scale in (0.0, S_GUIDE)]                   # 10 DDIM steps from the same x_t, without and with guidance
+    p = model.predict(x0[1])[0]
+    return (grid(torch.cat([x_t, *x0]).cpu(), nrow=3, scale=8),
+            f"The classifier on the guided result: **{target}** {float(p[names.index(target)]):.0%}.")
+
+
+def lesson_counterfactual(model_name: str, image, t_star: int = 250):
+    """Step 5: a counterfactual toward the runner-up class (the Counterfactual view's own handler)."""
+    from . import compute
+    model = compute.run(lambda: models.require_classifier(models.get(model_name)))
+    x = models.image_input(model, image)
+    probs = compute.run(lambda: model.predict(x)[0].cpu().numpy())
+    w = np.zeros(len(probs))
+    w[int(np.argsort(probs)[-2])] = 1
+    (before, after), _, _, _, summary = counterfactual_view.counterfactual(model_name, image, int(t_star), 100.0, 0,
+                                                                           *w.tolist())
+    pair = np.concatenate([np.asarray(before.convert("RGB")), np.full((before.height, 8, 3), 40, np.uint8),
+                           np.asarray(after.convert("RGB"))], axis=1)
+    return pair, summary
+
+
+def lesson_noise_level(model_name: str, image, t: int = 200):
+    """Step 6: the CDM's p(t | x_t) (the Noise-level view's own handler)."""
+    out = noise_level_view.noise_level(model_name, image, "fmnist-cdm", int(t), 0)
+    return out[3], out[6]
+
+
+def lesson_likelihood(model_name: str, example: str):
+    """Step 7: bits per dimension of one example image (the Noise-level view's own handler)."""
+    from .layout import example_paths
+    paths = {p.rsplit("/", 1)[-1]: p for p in example_paths()}
+    if example not in paths:
+        raise gr.Error(f"pick an example: {', '.join(paths)}")
+    out = noise_level_view.noise_level(model_name, paths[example], "fmnist-cdm", 200, 0)
+    return out[5], out[6]
+
+
+def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str], examples: list[str]) -> None:
+    """The seven steps as presenter tabs; every control recomputes on release."""
+    names = [e.rsplit("/", 1)[-1] for e in examples]
+    with gr.Column(elem_id="lesson"):
+        gr.Markdown("## A guided lesson — one step at a time (pick an image on the left first)")
+        with gr.Tabs():
+            for k, step in enumerate(STEPS):
+                with gr.Tab(step.title.split(" · ")[0] + " · " + step.title.split(" · ")[1].split(":")[0],
+                            id=f"lesson-{k + 1}"):
+                    gr.Markdown(f"## {step.title}\n{step.what}")
+                    _wire(k, model_box, image, class_names, names)
+                    gr.Markdown(f"**Look for:** {step.look}")
+                    gr.Markdown(f"**Ask the class:** {step.ask}", elem_classes="lesson-ask")
+
+
+def _wire(k: int, model_box, image, class_names, examples) -> None:
+    picture = dict(format="png", interactive=False, elem_classes="pixelated", show_label=False, height=360)
+    if k in (0, 1):
+        t = gr.Slider(0 if k == 0 else 1, 500, value=200, step=10, label="noise level t")
+        out = gr.Image(**picture)
+        fn = lesson_forward if k == 0 else lesson_prediction
+        t.release(models.if_image(fn, 1), [model_box, image, t], out, api_name=fn.__name__)
+    elif k == 2:
+        d = gr.Slider(10, 300, value=100, step=10, label="step size Δ (from t = 300)")
+        out = gr.Image(**picture)
+        d.release(models.if_image(lesson_step, 1), [model_box, image, d], out, api_name="lesson_step")
+    elif k == 3:
+        target = gr.Radio(class_names, value=None, label="steer toward")
+        out, said = gr.Image(**picture), gr.Markdown()
+        target.change(models.if_image(lesson_guidance, 2), [model_box, image, target], [out, said],
+                      api_name="lesson_guidance")
+    elif k == 4:
+        t_star = gr.Slider(50, 500, value=250, step=25, label="how much may change: t*")
+        out, said = gr.Image(**picture), gr.Markdown()
+        t_star.release(models.if_image(lesson_counterfactual, 2), [model_box, image, t_star], [out, said],
+                       api_name="lesson_counterfactual")
+    elif k == 5:
+        t = gr.Slider(0, 500, value=200, step=10, label="true noise level t")
+        fig, said = gr.Plot(show_label=False), gr.Markdown()
+        t.release(models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said],
+                  api_name="lesson_noise_level")
+    else:
+        pick = gr.Radio(examples, value=None, label="image")
+        fig, said = gr.Plot(show_label=False), gr.Markdown()
+        pick.change(lesson_likelihood, [model_box, pick], [fig, said], api_name="lesson_likelihood")
