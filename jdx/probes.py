@@ -174,14 +174,14 @@ def heat_map(result: Sweep, title: str = ""):
     im = ax.imshow(acc, cmap="viridis", aspect="auto", vmin=np.nanmin(acc), vmax=np.nanmax(acc))
     for i in range(acc.shape[0]):
         for j in range(acc.shape[1]):
-            ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center", fontsize=9,
                     color="w" if acc[i, j] < np.nanmean(acc) else "k")
     i, j = np.unravel_index(np.nanargmax(acc), acc.shape)
     ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
         (j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
     ax.set_xticks(range(len(result.ts)), [str(t) for t in result.ts])
-    ax.set_yticks(range(len(result.blocks)), result.blocks, fontsize=7)
+    ax.set_yticks(range(len(result.blocks)), result.blocks, fontsize=9)
     ax.set_xlabel("noise level t")
-    ax.set_title(title + f"  (linear probe on pixels: {result.pixels:.1%})", fontsize=9)
+    ax.set_title(title + f"\n(linear probe on pixels: {result.pixels:.1%})", fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.6, label="test accuracy (%)")
     return fig
