@@ -168,7 +168,7 @@ def heat_map(result: Sweep, title: str = ""):
     """The (block × t) accuracy as a matplotlib Figure, the best cell outlined, the pixel floor in the title."""
     from matplotlib.figure import Figure
     acc = result.accuracy * 100
-    fig = Figure(figsize=(1.2 + 0.7 * len(result.ts), 1.0 + 0.28 * len(result.blocks)), dpi=100)
+    fig = Figure(figsize=(1.9 + 0.37 * len(result.ts), 1.0 + 0.28 * len(result.blocks)), dpi=100)  # ≈ as shown
     fig.subplots_adjust(left=0.3, right=0.95, bottom=0.08, top=0.9)
     ax = fig.add_subplot()
     im = ax.imshow(acc, cmap="viridis", aspect="auto", vmin=np.nanmin(acc), vmax=np.nanmax(acc))

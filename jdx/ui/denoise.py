@@ -137,7 +137,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     gr.Markdown(EXPLAIN)
     with gr.Row():
         start = gr.Radio(["pure noise", "my image, noised to t*"], value="pure noise", label="start from")
-        t_star = gr.Slider(1, 500, value=300, step=1, label="t* (when starting from the image)", interactive=False,
+        t_star = gr.Slider(1, 500, value=300, step=1, label="t* (image start)", interactive=False,
                            elem_id="denoise-tstar")
         sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="sampler")
         steps = gr.Slider(5, 200, value=50, step=1, label="steps")
@@ -158,7 +158,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     traj = gr.State()
     with gr.Row():
         gif_btn = gr.Button("Export GIF", elem_id="gif-btn")
-        gif = gr.File(label="trajectory.gif", elem_id="gif-file")
+        gif = gr.File(label="trajectory.gif", elem_id="gif-file", height=90)
     # t* only matters when starting from the image.
     start.change(lambda s: gr.update(interactive=not s.startswith("pure")), start, t_star, api_name=False,
                  show_progress="hidden")

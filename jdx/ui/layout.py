@@ -30,7 +30,11 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 #examples .grid-wrap { max-height: none !important; height: auto !important; overflow: visible !important; }
 #examples .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; gap: 4px !important;
   padding-top: 0 !important; }
-#examples .thumbnail-item { min-width: 0 !important; height: auto !important; aspect-ratio: 1 / 1; }
+#examples .grid-container { grid-auto-rows: auto !important; }
+#examples .thumbnail-item { min-width: 0 !important; width: 100% !important; height: auto !important;
+  aspect-ratio: 1 / 1; }
+#examples .icon-button-wrapper { display: none !important; }
+.pixelated img { object-fit: contain; }
 #examples .thumbnail-item img { image-rendering: pixelated; }
 """
 SELECT_BRUSH = """() => { for (const wait of [100, 400, 1000]) setTimeout(() => {

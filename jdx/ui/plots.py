@@ -96,7 +96,7 @@ def heatmaps(maps: Sequence[np.ndarray], titles: Sequence[str], shared: bool = T
     for ax, m, title in zip(axes, maps, titles):
         vmax = vmax_all if shared else (float(np.abs(m).max()) or 1.0)
         im = ax.imshow(m, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title.replace(" (", "\n(", 1) if len(title) > 24 else title, fontsize=10)
         ax.set_xticks([]), ax.set_yticks([])
         if not shared:
             fig.colorbar(im, ax=ax, shrink=0.8)
@@ -244,13 +244,13 @@ def channel_grid(fmap: np.ndarray, title: str, max_channels: int = 32) -> Figure
 
 def pca_scatter(coords: np.ndarray, labels: np.ndarray, names: Sequence[str], mine: np.ndarray, title: str) -> Figure:
     """Test images in two principal components, coloured by class, and the given image as a star."""
-    fig = _fig(HALF, 5.4, bottom=0.36, left=0.14)
+    fig = _fig(HALF, 5.0, bottom=0.3, left=0.14)
     fig.subplots_adjust(top=0.9)
     ax = fig.add_subplot()
     for k, name in enumerate(names):
         sel = labels == k
         ax.scatter(coords[sel, 0], coords[sel, 1], s=5, color=colour(k), alpha=0.6, label=name)
-    ax.plot(mine[0], mine[1], "*", color="#e15759", ms=18, mec="k", label="your image")
+    ax.plot(mine[0], mine[1], "*", color="#e15759", ms=18, mec="k", zorder=5)
     # The star always inside the frame, and the legend below the axes (it covered points, and spilled out).
     pts = np.vstack([coords[:, :2], np.asarray(mine)[None, :2]])
     lo, hi = pts.min(0), pts.max(0)
@@ -258,8 +258,11 @@ def pca_scatter(coords: np.ndarray, labels: np.ndarray, names: Sequence[str], mi
     ax.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]), xlabel="PC 1", ylabel="PC 2")
     ax.set_title(title, fontsize=MIN_PT + 1)
     ax.tick_params(labelsize=MIN_PT)
-    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=MIN_PT, markerscale=2,
-               frameon=False)
+    from matplotlib.lines import Line2D
+    handles, labels_ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], ls="", marker="*", color="#e15759", mec="k", ms=9)]
+    fig.legend(handles, labels_ + ["your image"], loc="lower center", ncol=3, fontsize=MIN_PT, markerscale=1.6,
+               frameon=False, handletextpad=0.2, columnspacing=0.8)
     return fig
 
 
