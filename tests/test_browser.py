@@ -7,6 +7,7 @@ Playwright is missing; .ci/run installs both. The tests share one page, in file 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -48,8 +49,9 @@ def page(url):
 def shot(page, name: str) -> None:
     out = Path(os.environ.get("JDX_SCREENSHOTS", "") or ROOT / ".pytest_cache" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    page.screenshot(path=str(out / f"{name}-{size['width']}x{size['height']}.png"), full_page=True)
+    size = page.viewport_size                  # 1280×800: NAME.png (the README's); other sizes: NAME-WxH.png
+    suffix = "" if size == SMALL else f"-{size['width']}x{size['height']}"
+    page.screenshot(path=str(out / f"{name}{suffix}.png"), full_page=True)
 
 
 def tab(page, name: str) -> None:
@@ -108,14 +110,19 @@ def test_gallery_shows_all_examples_and_a_click_picks_one(page):
 def test_a_brush_stroke_on_the_canvas_becomes_the_image(page):
     page.locator("#draw-accordion").get_by_text("…or draw one").click()
     canvas = page.locator("#sketch canvas").first
-    expect(canvas).to_be_visible()
-    page.wait_for_timeout(1500)                               # the brush is picked when the canvas shows
+    expect(canvas).to_be_visible(timeout=30_000)
+    brush = page.locator("#sketch button[aria-label='Brush']")
+    expect(brush).to_have_class(re.compile("highlight"), timeout=10_000)   # picked for us: no click needed
     before = page.locator("#input-image img").get_attribute("src")
-    drag(page, canvas, 0.5, 0.5, 0.15)                        # press at the top middle …
+    canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    x = box["x"] + box["width"] * 0.5
+    page.mouse.move(x, box["y"] + box["height"] * 0.3)    # a person's stroke: press, drag down slowly, release
+    page.wait_for_timeout(200)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.85, steps=12)   # … a long bar
+    for k in range(12):
+        page.mouse.move(x + k, box["y"] + box["height"] * (0.3 + 0.04 * k))
+        page.wait_for_timeout(50)
     page.mouse.up()
     page.locator("#use-drawing").click()
     expect(page.locator("#input-image img")).not_to_have_attribute("src", before or "", timeout=30_000)
@@ -136,7 +143,7 @@ def test_denoise_streams_scrubs_and_exports_a_gif(page):
     caption = page.locator("#denoise-caption")
     expect(caption).to_contain_text("t = 0", timeout=90_000)
     expect(page.locator("#denoise-plot img")).to_have_count(1, timeout=30_000)
-    drag(page, page.locator("#denoise-scrub input[type=range]"), 0.98, 0.02)   # scrub back to the start
+    drag(page, page.locator("#denoise-scrub input[type=range]"), 0.98, -0.3)   # scrub back to the start
     expect(caption).to_contain_text("frame 0 of", timeout=30_000)
     page.locator("#gif-btn").click()
     link = page.locator("#gif-file a").first

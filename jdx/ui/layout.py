@@ -27,7 +27,8 @@ CSS = """
 label[data-testid="block-label"].float { position: relative !important; top: 0 !important; left: 0 !important;
   margin: 0 0 6px 0 !important; box-shadow: none; }
 /* All 30 examples at once: six small thumbnails a row, no inner scrolling either way. */
-#examples .grid-wrap { max-height: none !important; height: auto !important; overflow: visible !important; }
+#examples, #examples .gallery-container, #examples .grid-wrap { max-height: none !important; height: auto !important;
+  min-height: 0 !important; overflow: visible !important; }
 #examples .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; gap: 4px !important;
   padding-top: 0 !important; }
 #examples .grid-container { grid-auto-rows: auto !important; }
@@ -39,7 +40,7 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 """
 SELECT_BRUSH = """() => { for (const wait of [100, 400, 1000]) setTimeout(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');
-  if (brush && !brush.classList.contains('selected')) brush.click(); }, wait); }"""
+  if (brush && !brush.classList.contains('highlight')) brush.click(); }, wait); }"""
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate",
                        # system fonts only: the page must work with no network (a Google font would be fetched)
                        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
