@@ -210,7 +210,7 @@ def test_a_diffusion_only_model_raises_no_error_from_hidden_tabs(page):
     picker.click()
     page.get_by_role("option", name="fmnist-ddpm").click()
     expect(page.locator("#model-info")).to_contain_text("no classifier", timeout=30_000)
-    page.locator("#examples button.thumbnail-item").nth(3).click()             # a new image: Predict reruns
+    page.locator("#examples button.thumbnail-item").nth(9).click()             # 3-dress-0: Predict reruns
     page.wait_for_timeout(3000)
     no_error(page)
     expect(page.locator("#model-info")).to_contain_text("thread")

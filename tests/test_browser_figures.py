@@ -44,14 +44,14 @@ def figures():
                                            np.array([5.0, -4.0]), "mid at t = 50: 2,000 test images")
     yield "phase_panels", plots.phase_panels([(f"d{k} (K=2)", y, y) for k in range(4)], 0.04)
     yield "matrices", plots.matrices([("learned Q", rng.standard_normal((2, 2))), ("learned D", np.eye(2))], "Q and D")
-    yield "variable_grid", plots.variable_grid([(s, rng.standard_normal((2, 8, 8))) for s in np.linspace(0, 1, 8)],
+    yield "variable_grid", plots.variable_grid([(s, rng.standard_normal((3, 8, 8))) for s in np.linspace(0, 1, 9)],
                                                "forward: your image and its auxiliaries")
 
 
 @pytest.mark.parametrize("name, fig", list(figures()), ids=lambda v: v if isinstance(v, str) else "")
 def test_figure_text_is_readable(name, fig):
     assert plots.smallest_text_px(fig) >= plots.MIN_PT * 100 / 72 - 1e-6, name
-    assert fig.get_figwidth() * fig.dpi <= 1060, f"{name} is drawn wider than the page shows it"
+    assert fig.get_figwidth() * fig.dpi <= 900, f"{name} is drawn wider than the page shows it"
 
 
 def test_matrix_numbers_are_white_on_dark_cells():

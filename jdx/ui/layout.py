@@ -36,6 +36,9 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
   aspect-ratio: 1 / 1; }
 #examples .icon-button-wrapper { display: none !important; }
 .pixelated img { object-fit: contain; }
+/* An output image's buttons (full screen, download, share) sat on its top-right frames: show them on hover. */
+.image-container .icon-button-wrapper { opacity: 0; transition: opacity 0.15s; }
+.image-container:hover .icon-button-wrapper, .image-container:focus-within .icon-button-wrapper { opacity: 1; }
 #examples .thumbnail-item img { image-rendering: pixelated; }
 """
 SELECT_BRUSH = """() => { for (const wait of [100, 400, 1000]) setTimeout(() => {
@@ -178,8 +181,10 @@ def launch(demo: gr.Blocks, **kwargs):
     """Local by default (127.0.0.1); uploads capped; never shared."""
     if models.device().type == "cpu":
         torch.set_num_threads(serving_threads())
+    # allowed_paths: the examples are served from the repository whatever the working directory (the page
+    # opens on one, and a gallery click returns one).
     options = dict(server_name=os.environ.get("JDX_HOST", "127.0.0.1"), max_file_size=MAX_UPLOAD, css=CSS,
-                   theme=THEME, show_error=True)
+                   theme=THEME, show_error=True, allowed_paths=[str(EXAMPLES)])
     options.update(kwargs)
     options["share"] = False
     return demo.queue(default_concurrency_limit=int(os.environ.get("JDX_CONCURRENCY", "1"))).launch(**options)

@@ -330,7 +330,7 @@ def variable_grid(frames: Sequence[tuple[float, np.ndarray]], title: str) -> Fig
     """An image's variables along a trajectory: columns are times s, rows the K variables (x, v¹, …); each
     frame (K, H, W). Signed colour scale per row: the auxiliaries are signed noise-like fields."""
     K = frames[0][1].shape[0]
-    fig = Figure(figsize=(1.25 * len(frames) + 0.6, 1.35 * K + 0.5), dpi=100)
+    fig = Figure(figsize=(min(1.25 * len(frames) + 0.6, WIDE), 1.35 * K + 0.5), dpi=100)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.02, top=1 - 0.5 / (1.35 * K + 0.5), wspace=0.05, hspace=0.12)
     for k in range(K):
         v = max(float(max(np.abs(f[k]).max() for _, f in frames)), 1e-6)
