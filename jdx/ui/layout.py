@@ -41,9 +41,10 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 .image-container:hover .icon-button-wrapper, .image-container:focus-within .icon-button-wrapper { opacity: 1; }
 #examples .thumbnail-item img { image-rendering: pixelated; }
 """
-SELECT_BRUSH = """() => { for (const wait of [100, 400, 1000]) setTimeout(() => {
+SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');
-  if (brush && !brush.classList.contains('highlight')) brush.click(); }, wait); }"""
+  if (brush && !brush.classList.contains('highlight')) brush.click();
+  if ((brush && brush.classList.contains('highlight')) || ++tries > 50) clearInterval(timer); }, 200); }"""
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate",
                        # system fonts only: the page must work with no network (a Google font would be fetched)
                        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])

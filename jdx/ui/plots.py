@@ -128,7 +128,7 @@ def overlays(image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str
 
 def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) -> Figure:
     """ᾱ_t (left) and log₁₀ SNR (right) for each schedule, the current t marked."""
-    fig = _fig(PANEL + 1.0, 3.0, bottom=0.17, left=0.1)
+    fig = _fig(PANEL, 3.0, bottom=0.17, left=0.12)
     fig.subplots_adjust(wspace=0.45)
     a1, a2 = fig.subplots(1, 2)
     for (name, (ab, snr)), c in zip(curves.items(), PALETTE):
