@@ -75,17 +75,19 @@ def example_paths() -> list[str]:
     return sorted(str(p) for p in EXAMPLES.glob("*.png"))
 
 
-def pick_example(name: str = "", evt: gr.SelectData = None) -> str:
-    """Gallery click (or an example's file name, for API callers) → that example becomes the image.
-    The hint must be exactly gr.SelectData: Gradio 6 passes the event only then (`SelectData | None` gets
-    nothing, and every click failed)."""
+def pick_example(name: str) -> str:
+    """An example's file name (or stem) → that example becomes the image (the /example endpoint)."""
     paths = example_paths()
-    if evt is not None and evt.index is not None:
-        return paths[evt.index]
     hits = [p for p in paths if Path(p).name == name or Path(p).stem == name]
     if not hits:
         raise gr.Error(f"no example {name!r}; examples: {', '.join(Path(p).name for p in paths)}")
     return hits[0]
+
+
+def click_example(evt: gr.SelectData) -> str:
+    """A gallery click → that example. The hint must be exactly gr.SelectData: Gradio 6 passes the event only
+    then (with `gr.SelectData | None` every click failed with "no example None")."""
+    return example_paths()[evt.index]
 
 
 def use_drawing(sketch: dict | None) -> Image.Image:
@@ -164,7 +166,8 @@ def build(default: str | None = None) -> gr.Blocks:
                         learn.build(model_box, image)
         model_box.change(lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")
         example_name = gr.Textbox(visible=False, label="example file name")
-        gallery.select(pick_example, example_name, image, api_name="example")
+        gallery.select(click_example, None, image, api_name=False)
+        example_name.submit(pick_example, example_name, image, api_name="example")   # for API callers
         # Gradio's editor starts with no tool chosen ("select the draw tool to start"): pick the brush as
         # soon as the canvas is shown, so the first stroke draws.
         draw_box.expand(None, None, None, js=SELECT_BRUSH)
