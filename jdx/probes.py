@@ -168,20 +168,21 @@ def heat_map(result: Sweep, title: str = ""):
     """The (block × t) accuracy as a matplotlib Figure, the best cell outlined, the pixel floor in the title."""
     from matplotlib.figure import Figure
     acc = result.accuracy * 100
-    fig = Figure(figsize=(1.2 + 0.7 * len(result.ts), 1.0 + 0.28 * len(result.blocks)), dpi=100)
+    fig = Figure(figsize=(1.9 + 0.37 * len(result.ts), 1.0 + 0.28 * len(result.blocks)), dpi=100)  # ≈ as shown
     fig.subplots_adjust(left=0.3, right=0.95, bottom=0.08, top=0.9)
     ax = fig.add_subplot()
-    im = ax.imshow(acc, cmap="viridis", aspect="auto", vmin=np.nanmin(acc), vmax=np.nanmax(acc))
+    lo, hi = float(np.nanmin(acc)), float(np.nanmax(acc))
+    im = ax.imshow(acc, cmap="viridis", aspect="auto", vmin=lo, vmax=hi)
     for i in range(acc.shape[0]):
         for j in range(acc.shape[1]):
-            ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                    color="w" if acc[i, j] < np.nanmean(acc) else "k")
+            ax.text(j, i, f"{acc[i, j]:.1f}", ha="center", va="center", fontsize=9,
+                    color="w" if acc[i, j] < lo + 0.4 * (hi - lo) else "k")   # white on the dark cells
     i, j = np.unravel_index(np.nanargmax(acc), acc.shape)
     ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
         (j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
     ax.set_xticks(range(len(result.ts)), [str(t) for t in result.ts])
-    ax.set_yticks(range(len(result.blocks)), result.blocks, fontsize=7)
+    ax.set_yticks(range(len(result.blocks)), result.blocks, fontsize=9)
     ax.set_xlabel("noise level t")
-    ax.set_title(title + f"  (linear probe on pixels: {result.pixels:.1%})", fontsize=9)
+    ax.set_title(title + f"\n(linear probe on pixels: {result.pixels:.1%})", fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.6, label="test accuracy (%)")
     return fig

@@ -22,6 +22,7 @@ from .compute import on_compute_thread
 ORDER = ["vpsde", "cld", "alda", "malda", "learned"]
 PAPER_MNIST = {"vpsde": 1.089, "cld": 0.920, "learned": 0.960, "malda": 0.507, "alda": 2.061}
 N_POINTS, REVERSE_STEPS = 600, 100
+S_DEFAULT = 0.04      # the forward moons still visible in every diffusion (at 0.3 all were blobs already)
 EXPLAIN = """**Diffusions with auxiliary variables.** Each data value z gets K − 1 companions v (think of a
 *velocity*); noise enters only through D and is passed around by the rotation Q, so the data value is
 noised *smoothly* (CLD: noise hits the velocity, the velocity moves the position). Every such diffusion ends at
@@ -70,7 +71,7 @@ def _nearest(grid: np.ndarray, s: float) -> int:
 
 
 @on_compute_thread
-def aux_particles(data: str = "moons", s: float = 0.3, seed: int = 0):
+def aux_particles(data: str = "moons", s: float = S_DEFAULT, seed: int = 0):
     """→ (phase-plane figure, Q/D figure, summary) for every 2-D MDM of this data set at time s."""
     names = toy_models().get(data)
     if not names:
@@ -155,7 +156,7 @@ def build(image: gr.Image) -> None:
         first = next(iter(toys))
         with gr.Row():
             data = gr.Dropdown(list(toys), value=first, label="2-D data set", elem_id="aux-data")
-            s = gr.Slider(0, 1, value=0.3, step=0.02, label="time s", elem_id="aux-s")
+            s = gr.Slider(0, 1, value=S_DEFAULT, step=0.02, label="time s", elem_id="aux-s")
             seed = gr.Number(0, precision=0, label="seed")
         summary = gr.Markdown(elem_id="aux-summary")
         phase = gr.Plot(label="particles", show_label=False)

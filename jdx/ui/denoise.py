@@ -86,12 +86,18 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
     gen = Generation(x, recorded)
     traj = compute.run(_trajectory, model, gen.steps, gen.images)
     last_i = len(traj["t"]) - 1
-    plot = None
-    if traj["probs"] is not None:
-        plot = plots.class_curves(traj["t"], traj["probs"], traj["names"], "t (sampling runs right to left)",
-                                  "p(y | x_t, t) along the trajectory", invert_x=True)
     yield (big(gen.images[0]), big(gen.steps[-1].x0_hat[0]), _caption(traj, last_i), traj,
-           gr.update(maximum=last_i, value=last_i, interactive=True), plot)
+           gr.update(maximum=last_i, value=last_i, interactive=True), _plot(traj, last_i))
+
+
+def _plot(traj: dict, i: int):
+    """p(y | x_t, t) along the run, the frame on screen marked; None for a model without a classifier."""
+    if traj["probs"] is None:
+        return None
+    # The axis is inverted (T on the left), so sampling, T → 0, runs left to right like the scrub slider.
+    return plots.class_curves(traj["t"], traj["probs"], traj["names"], "t (sampling runs left to right, T → 0)",
+                              "p(y | x_t, t) along the trajectory", mark=traj["t"][i], invert_x=True,
+                              size=(plots.HALF, 3.0))
 
 
 def _caption(traj: dict, i: int) -> str:
@@ -110,6 +116,13 @@ def scrub(traj: dict | None, i: int):
     return big(_frame(traj["x_t"][i])), big(_frame(traj["x0"][i])), _caption(traj, i)
 
 
+def mark(traj: dict | None, i: int):
+    """The probability plot with stored frame i marked (after a scrub)."""
+    if not traj:
+        return gr.skip()
+    return _plot(traj, int(min(max(int(i), 0), len(traj["t"]) - 1)))
+
+
 def export_gif(traj: dict | None) -> str:
     """The stored trajectory as an animated GIF (x_t | x̂₀ per frame) in a temporary folder."""
     if not traj:
@@ -124,7 +137,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     gr.Markdown(EXPLAIN)
     with gr.Row():
         start = gr.Radio(["pure noise", "my image, noised to t*"], value="pure noise", label="start from")
-        t_star = gr.Slider(1, 500, value=300, step=1, label="t* (when starting from the image)")
+        t_star = gr.Slider(1, 500, value=300, step=1, label="t* (image start)", interactive=False,
+                           elem_id="denoise-tstar")
         sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="sampler")
         steps = gr.Slider(5, 200, value=50, step=1, label="steps")
     with gr.Row():
@@ -133,18 +147,24 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
         seed = gr.Number(0, precision=0, label="seed")
         run = gr.Button("Denoise", variant="primary", elem_id="denoise-btn")
     with gr.Row():
-        x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=240)
-        x0 = gr.Image(label="x̂₀ — the model's guess of the clean image", format="png", interactive=False,
-                      elem_classes="pixelated", height=240)
-        plot = gr.Plot(label="classifier along the way", show_label=False)
+        x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=240,
+                       scale=1, elem_id="denoise-xt")
+        x0 = gr.Image(label="x̂₀, the model's guess of the clean image", format="png", interactive=False,
+                      elem_classes="pixelated", height=240, scale=1, elem_id="denoise-x0")
+        plot = gr.Plot(label="classifier along the way", show_label=False, scale=2, elem_id="denoise-plot")
     caption = gr.Markdown(elem_id="denoise-caption")
     frame = gr.Slider(0, 200, value=0, step=1, label="scrub the trajectory (frame; t falls to the right)",
                       interactive=False, elem_id="denoise-scrub")
     traj = gr.State()
     with gr.Row():
-        gif_btn = gr.Button("Export GIF")
-        gif = gr.File(label="trajectory.gif")
+        gif_btn = gr.Button("Export GIF", elem_id="gif-btn")
+        gif = gr.File(label="trajectory.gif", elem_id="gif-file", height=90)
+    # t* only matters when starting from the image.
+    start.change(lambda s: gr.update(interactive=not s.startswith("pure")), start, t_star, api_name=False,
+                 show_progress="hidden")
+    # The progress bar sits on the plot (empty while sampling), not over the frames streaming in.
     run.click(denoise, [model_box, image, start, t_star, sampler, steps, guide, scale, seed],
-              [x_t, x0, caption, traj, frame, plot], api_name="denoise")
-    frame.change(scrub, [traj, frame], [x_t, x0, caption], api_name="scrub", show_progress="hidden")
+              [x_t, x0, caption, traj, frame, plot], api_name="denoise", show_progress_on=[plot])
+    frame.change(scrub, [traj, frame], [x_t, x0, caption], api_name="scrub", show_progress="hidden") \
+        .then(mark, [traj, frame], plot, api_name=False, show_progress="hidden")
     gif_btn.click(export_gif, traj, gif, api_name="gif")

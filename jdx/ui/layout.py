@@ -22,7 +22,29 @@ CSS = """
 #input-image img { min-width: 196px; min-height: 196px; object-fit: contain; }
 #cf-compare img { object-fit: contain; }
 #jdx-header p { margin-top: 0.2em; color: var(--body-text-color-subdued); }
+/* Gradio floats a component's label over its top-left corner, where it hid the top class of p(y|x), the first
+   frames of strips and the before/after pair: put every label above its content instead. */
+label[data-testid="block-label"].float { position: relative !important; top: 0 !important; left: 0 !important;
+  margin: 0 0 6px 0 !important; box-shadow: none; }
+/* All 30 examples at once: six small thumbnails a row, no inner scrolling either way. */
+#examples, #examples .gallery-container, #examples .grid-wrap { max-height: none !important; height: auto !important;
+  min-height: 0 !important; overflow: visible !important; }
+#examples .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; gap: 4px !important;
+  padding-top: 0 !important; }
+#examples .grid-container { grid-auto-rows: auto !important; }
+#examples .thumbnail-item { min-width: 0 !important; width: 100% !important; height: auto !important;
+  aspect-ratio: 1 / 1; }
+#examples .icon-button-wrapper { display: none !important; }
+.pixelated img { object-fit: contain; }
+/* An output image's buttons (full screen, download, share) sat on its top-right frames: show them on hover. */
+.image-container .icon-button-wrapper { opacity: 0; transition: opacity 0.15s; }
+.image-container:hover .icon-button-wrapper, .image-container:focus-within .icon-button-wrapper { opacity: 1; }
+#examples .thumbnail-item img { image-rendering: pixelated; }
 """
+SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
+  const brush = document.querySelector('#sketch button[aria-label="Brush"]');
+  if (brush && !brush.classList.contains('highlight')) brush.click();
+  if ((brush && brush.classList.contains('highlight')) || ++tries > 50) clearInterval(timer); }, 200); }"""
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate",
                        # system fonts only: the page must work with no network (a Google font would be fetched)
                        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -53,15 +75,19 @@ def example_paths() -> list[str]:
     return sorted(str(p) for p in EXAMPLES.glob("*.png"))
 
 
-def pick_example(name: str = "", evt: gr.SelectData | None = None) -> str:
-    """Gallery click (or an example's file name, for API callers) → that example becomes the image."""
+def pick_example(name: str) -> str:
+    """An example's file name (or stem) → that example becomes the image (the /example endpoint)."""
     paths = example_paths()
-    if evt is not None:
-        return paths[evt.index]
     hits = [p for p in paths if Path(p).name == name or Path(p).stem == name]
     if not hits:
         raise gr.Error(f"no example {name!r}; examples: {', '.join(Path(p).name for p in paths)}")
     return hits[0]
+
+
+def click_example(evt: gr.SelectData) -> str:
+    """A gallery click → that example. The hint must be exactly gr.SelectData: Gradio 6 passes the event only
+    then (with `gr.SelectData | None` every click failed with "no example None")."""
+    return example_paths()[evt.index]
 
 
 def use_drawing(sketch: dict | None) -> Image.Image:
@@ -75,6 +101,18 @@ def use_drawing(sketch: dict | None) -> Image.Image:
         raise gr.Error("The canvas is empty: draw something first.")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(white, rgba).convert("L")
+
+
+FIRST_EXAMPLE = "7-sneaker-0.png"       # loaded when the page opens: a first-time visitor sees answers at once
+TAB_NAMES = {"predict": "Predict", "denoise": "Denoise", "gradients": "Gradients", "counterfactual": "Counterfactual",
+             "noise-level": "Noise level", "representations": "Representations", "auxiliary": "Auxiliary",
+             "learn": "Learn"}     # short: all eight fit in one row from 1280 px on, with no "⋯" menu
+
+
+def first_example() -> str | None:
+    paths = example_paths()
+    hits = [p for p in paths if Path(p).name == FIRST_EXAMPLE]
+    return (hits or paths or [None])[0]
 
 
 def build(default: str | None = None) -> gr.Blocks:
@@ -93,56 +131,66 @@ def build(default: str | None = None) -> gr.Blocks:
             with gr.Column(scale=1, min_width=300):
                 model_box = gr.Dropdown(names, value=default, label="model", elem_id="model-picker")
                 about = gr.Markdown(models.describe(first), elem_id="model-info")
-                image = guard_uploads(gr.Image(type="filepath", label="your image (any size; light backgrounds "
-                                               "are inverted to match the data)", sources=["upload", "clipboard"],
-                                               format="png", height=260, elem_id="input-image",
-                                               elem_classes="pixelated"))
-                gallery = gr.Gallery(example_paths(), label="examples — click one", columns=6, height=220,
-                                     allow_preview=False, elem_id="examples")
-                with gr.Accordion("…or draw one", open=False):
-                    sketch = gr.Sketchpad(type="pil", label="draw (dark on light)", canvas_size=(280, 280),
-                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=16))
-                    use = gr.Button("Use this drawing")
+                # The label sits above the picture (a Markdown line), not on it: Gradio draws a component's
+                # label over the top-left corner of an image, where it hid the garment.
+                gr.Markdown("**Your image** — any size; light backgrounds are inverted to match the data",
+                            elem_id="input-image-label")
+                image = guard_uploads(gr.Image(type="filepath", label="your image", show_label=False,
+                                               sources=["upload", "clipboard"], format="png", height=240,
+                                               elem_id="input-image", elem_classes="pixelated"))
+                gallery = gr.Gallery(example_paths(), label="examples — click one", show_label=True, columns=6,
+                                     height="auto", allow_preview=False, object_fit="contain", elem_id="examples",
+                                     elem_classes="pixelated")
+                with gr.Accordion("…or draw one", open=False, elem_id="draw-accordion") as draw_box:
+                    sketch = gr.Sketchpad(type="pil", label="draw (dark on light)", show_label=False,
+                                          canvas_size=(280, 280), height=380, layers=False, elem_id="sketch",
+                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=24))
+                    use = gr.Button("Use this drawing", elem_id="use-drawing")
             with gr.Column(scale=3):
                 with gr.Tabs():
-                    with gr.Tab("Predict", id="predict"):
+                    with gr.Tab(TAB_NAMES["predict"], id="predict"):
                         predict.build(model_box, image, classes)
-                    with gr.Tab("Denoise", id="denoise"):
+                    with gr.Tab(TAB_NAMES["denoise"], id="denoise"):
                         denoise.build(model_box, image, classes)
-                    with gr.Tab("Gradients", id="gradients"):
+                    with gr.Tab(TAB_NAMES["gradients"], id="gradients"):
                         gradients.build(model_box, image, classes)
-                    with gr.Tab("Counterfactual", id="counterfactual"):
+                    with gr.Tab(TAB_NAMES["counterfactual"], id="counterfactual"):
                         counterfactual.build(model_box, image, classes)
-                    with gr.Tab("Noise-level classifier", id="noise-level"):
+                    with gr.Tab(TAB_NAMES["noise-level"], id="noise-level"):
                         noise_level.build(model_box, image)
-                    with gr.Tab("Representations", id="representations"):
+                    with gr.Tab(TAB_NAMES["representations"], id="representations"):
                         representations.build(model_box, image, first)
-                    with gr.Tab("Auxiliary variables", id="auxiliary"):
+                    with gr.Tab(TAB_NAMES["auxiliary"], id="auxiliary"):
                         auxiliary.build(image)
-                    with gr.Tab("Learn", id="learn"):
+                    with gr.Tab(TAB_NAMES["learn"], id="learn"):
                         with gr.Accordion("A guided lesson for a class (presenter mode)", open=False):
                             lesson.build(model_box, image, classes, example_paths())
                         learn.build(model_box, image)
         model_box.change(lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")
         example_name = gr.Textbox(visible=False, label="example file name")
-        gallery.select(pick_example, example_name, image, api_name="example")
+        gallery.select(click_example, None, image, api_name=False)
+        example_name.submit(pick_example, example_name, image, api_name="example")   # for API callers
+        # Gradio's editor starts with no tool chosen ("select the draw tool to start"): pick the brush as
+        # soon as the canvas is shown, so the first stroke draws.
+        draw_box.expand(None, None, None, js=SELECT_BRUSH)
         use.click(use_drawing, sketch, image, api_name="use_drawing")
+        start = first_example()
+        if start is not None:     # the image's change event then fills the Predict and Learn views
+            demo.load(lambda: start, None, image, api_name=False, show_progress="hidden")
     return demo
 
 
-def serving_threads() -> int:
-    """PyTorch CPU threads while serving: all cores but one, which stays free for the web server (queue,
-    PNG and plot encoding). On the 2-core reference machine one compute thread answered a counterfactual
-    over HTTP in 1.4–1.8 s against 2.2–2.4 s with two (bench/app_latency.py; README)."""
-    return int(os.environ.get("JDX_THREADS", max(1, (os.cpu_count() or 2) - 1)))
+serving_threads = models.serving_threads     # (bench/app_latency.py imports it from here)
 
 
 def launch(demo: gr.Blocks, **kwargs):
     """Local by default (127.0.0.1); uploads capped; never shared."""
     if models.device().type == "cpu":
         torch.set_num_threads(serving_threads())
-    options = dict(server_name=os.environ.get("JDX_HOST", "127.0.0.1"), max_file_size=MAX_UPLOAD, css=CSS + lesson.CSS,
-                   theme=THEME, show_error=True)
+    # allowed_paths: the examples are served from the repository whatever the working directory (the page
+    # opens on one, and a gallery click returns one).
+    options = dict(server_name=os.environ.get("JDX_HOST", "127.0.0.1"), max_file_size=MAX_UPLOAD,
+                   css=CSS + lesson.CSS, theme=THEME, show_error=True, allowed_paths=[str(EXAMPLES)])
     options.update(kwargs)
     options["share"] = False
     return demo.queue(default_concurrency_limit=int(os.environ.get("JDX_CONCURRENCY", "1"))).launch(**options)

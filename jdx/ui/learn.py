@@ -155,7 +155,7 @@ def toy_counterfactual(name: str = "moons", x0: float = -0.5, y0: float = 0.3, t
                         scale=float(scale), steps=int(t_star), seed=int(seed), record=True)
     path = np.concatenate([point.numpy(), np.stack([s.x_next[0].numpy() for s in cf.steps])])
     before, after = names[int(cf.probs_before.argmax())], names[int(cf.probs_after.argmax())]
-    return plots.toy_scene(*_scatter(name), names, f"counterfactual: {before} → {after} (target {names[k]})",
+    return plots.toy_scene(*_scatter(name), names, f"counterfactual: {before} → {after}\n(target: {names[k]})",
                            regions=_regions(model, 0), path=path)
 
 
@@ -167,9 +167,9 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
     with gr.Row():
         x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=220,
                        elem_id="learn-forward")
-        curves = gr.Plot(label="schedules", show_label=False)
+        curves = gr.Plot(label="schedules", show_label=False, scale=2)
     strip = gr.Image(label="x_t at t = 0, T/8, …, T", format="png", interactive=False, elem_classes="pixelated")
-    gr.on([t.change, image.change, seed.change], models.if_image(forward, 3), [model_box, image, t, seed],
+    gr.on([t.change, image.change, seed.change], models.if_image(forward, 3, warn=False), [model_box, image, t, seed],
           [x_t, strip, curves], api_name="forward", show_progress="hidden")
 
     gr.Markdown(PLAYGROUND)

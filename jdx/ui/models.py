@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import threading
+import typing
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,10 +41,22 @@ def describe(model: nn.Module) -> str:
     return text + f"; running on **{device_label(next(model.parameters()).device)}**."
 
 
+def serving_threads() -> int:
+    """PyTorch CPU threads while serving: all cores but one, which stays free for the web server (queue,
+    PNG and plot encoding). On the 2-core reference machine one compute thread answered a counterfactual
+    over HTTP in 1.4–1.8 s against 2.2–2.4 s with two (bench/app_latency.py; README)."""
+    return int(os.environ.get("JDX_THREADS", max(1, (os.cpu_count() or 2) - 1)))
+
+
 def device_label(dev: torch.device) -> str:
+    """The device in words; on the CPU the threads the server computes with (launch sets them), so the card
+    says the same before and after a model switch."""
     if dev.type == "cuda":
         return f"GPU ({torch.cuda.get_device_name(dev)})"
-    return "Apple GPU (mps)" if dev.type == "mps" else f"CPU ({torch.get_num_threads()} threads)"
+    if dev.type == "mps":
+        return "Apple GPU (mps)"
+    n = serving_threads()
+    return f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 
 def listing(kinds: tuple[str, ...] = IMAGE_KINDS, directory: Path | None = None) -> list[str]:
@@ -98,13 +112,35 @@ def image_input(model: nn.Module, image) -> torch.Tensor:
     return (prep.pixels[None].float() / 127.5 - 1).to(next(model.parameters()).device)
 
 
-def if_image(fn, n_outputs: int):
-    """fn for events that automatic triggers share with buttons (an image cleared, the model changed
-    before any upload): no image → a notice in the page and empty outputs, not an error."""
-    @functools.wraps(fn)          # keeps fn's signature, so Gradio still injects gr.Progress
-    def wrapped(model_name, image, *args, **kwargs):
-        if image is None:
-            gr.Warning(NO_IMAGE)
-            return None if n_outputs == 1 else (None,) * n_outputs
-        return fn(model_name, image, *args, **kwargs)
+def if_image(fn, n_outputs: int, warn: bool = True):
+    """fn for events that automatic triggers share with buttons. A button press (or an API call) runs fn as
+    it is: no image or a diffusion-only model is a clear error. An automatic trigger (the image changed or
+    was cleared, another model picked, a slider moved) never raises a red error from a tab nobody looks at:
+    no image → one notice (`warn`; chained handlers pass False, so one action gives one notice), and any
+    error → a notice and empty outputs, so no stale plot stays beside it."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    evt_param = inspect.Parameter("_jdx_event", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.EventData)
+
+    @functools.wraps(fn)          # keeps fn's signature (plus the event), so Gradio still injects gr.Progress
+    def wrapped(*args, **kwargs):
+        evt = None
+        if args and isinstance(args[0], gr.EventData):
+            evt, args = args[0], args[1:]
+        automatic = evt is not None and evt.target is not None and not isinstance(evt.target, gr.Button)
+        empty = None if n_outputs == 1 else (None,) * n_outputs
+        if len(args) > 1 and args[1] is None:
+            if warn:
+                gr.Warning(NO_IMAGE)
+            return empty
+        if not automatic:
+            return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error as e:
+            if warn:
+                gr.Warning(e.message)
+            return empty
+    wrapped.__signature__ = sig.replace(parameters=[evt_param] + params)
+    wrapped.__annotations__ = {**typing.get_type_hints(fn), "_jdx_event": gr.EventData}
     return wrapped

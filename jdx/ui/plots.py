@@ -1,11 +1,19 @@
 """Matplotlib figures for the views (object-oriented API only: pyplot's global state is not safe when
-several requests draw at once)."""
+several requests draw at once).
+
+Readable as shown: every figure is drawn about as wide (in pixels, at 100 dpi) as the page shows it at
+1400 px, and no text is smaller than MIN_PT (12.5 px in the PNG, so ≥ 10 px even where the page shrinks a
+figure to 80 %; tests/test_browser_figures.py checks both)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+
+MIN_PT = 9              # the smallest font size any figure uses (points at 100 dpi: 12.5 px)
+WIDE, HALF, PANEL = 9.0, 4.6, 5.6      # figure widths (inches at 100 dpi) for a full-width, half-width and
+                                       # two-thirds-width slot of the page at 1400 px
 
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
            "#9c755f", "#bab0ac"]
@@ -15,18 +23,32 @@ def colour(k: int) -> str:
     return PALETTE[k % len(PALETTE)]
 
 
-def _fig(w: float = 6.4, h: float = 3.2, bottom: float = 0.16) -> Figure:
+def _fig(w: float = 6.4, h: float = 3.2, bottom: float = 0.16, left: float = 0.1) -> Figure:
     # Fixed margins, no layout engine: "constrained" made every figure ~40 % slower to render, and
     # rendering is most of what a plot costs a request on a small CPU.
     fig = Figure(figsize=(w, h), dpi=100)
-    fig.subplots_adjust(left=0.1, right=0.97, bottom=bottom, top=0.88, wspace=0.3)
+    fig.subplots_adjust(left=left, right=0.97, bottom=bottom, top=0.88, wspace=0.3)
     return fig
 
 
+def smallest_text_px(fig: Figure) -> float:
+    """The smallest visible text of the figure, in pixels of its PNG (what tests hold to a floor)."""
+    from matplotlib.text import Text
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes) * fig.dpi / 72 if sizes else float("inf")
+
+
+def _two_lines(title: str) -> str:
+    """'Integrated Gradients — T-shirt/top' → two lines, so that a narrow panel never clips it."""
+    return title.replace(" — ", "\n", 1)
+
+
 def class_curves(ts: Sequence[int], probs: np.ndarray, names: Sequence[str], xlabel: str, title: str,
-                 mark: int | None = None, top: int = 4, invert_x: bool = False) -> Figure:
-    """One line per class (the `top` classes that ever matter are labelled, the rest thin grey)."""
-    fig = _fig()
+                 mark: int | None = None, top: int = 4, invert_x: bool = False,
+                 size: tuple[float, float] = (PANEL, 3.0)) -> Figure:
+    """One line per class (the `top` classes that ever matter are labelled, the rest thin grey); `mark`:
+    a dashed line and a dot on each labelled curve at that x (the frame being looked at)."""
+    fig = _fig(*size, bottom=0.17, left=0.14)
     ax = fig.add_subplot()
     probs = np.asarray(probs)
     order = np.argsort(-probs.max(0))
@@ -35,34 +57,38 @@ def class_curves(ts: Sequence[int], probs: np.ndarray, names: Sequence[str], xla
         ax.plot(ts, probs[:, k], color=colour(k) if strong else "#cccccc", lw=2.2 if strong else 1,
                 label=names[k] if strong else None, zorder=3 if strong else 1)
     if mark is not None:
-        ax.axvline(mark, color="k", ls="--", lw=1)
-    ax.set(xlabel=xlabel, ylabel="probability", ylim=(-0.02, 1.02), title=title)
+        ax.axvline(mark, color="k", ls="--", lw=1.2)
+        i = int(np.argmin(np.abs(np.asarray(ts) - mark)))
+        for k in order[:top]:
+            ax.plot([ts[i]], [probs[i, k]], "o", color=colour(k), ms=7, mec="k", zorder=4)
+    ax.set(xlabel=xlabel, ylabel="probability", ylim=(-0.02, 1.02))
+    ax.set_title(title, fontsize=11)
     if invert_x:
         ax.invert_xaxis()
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="best", fontsize=MIN_PT)
     return fig
 
 
 def before_after(p0: np.ndarray, p1: np.ndarray, names: Sequence[str], target: np.ndarray | None = None) -> Figure:
     """Grouped bars: p(y | x) before and after the edit; the target mixture as outlined bars."""
-    fig = _fig(6.4, 3.0, bottom=0.3)
+    fig = _fig(PANEL, 3.2, bottom=0.3, left=0.12)
     ax = fig.add_subplot()
     i = np.arange(len(names))
     ax.bar(i - 0.2, p0, 0.4, color="#9aa5b1", label="before")
     ax.bar(i + 0.2, p1, 0.4, color=[colour(k) for k in i], label="after")
     if target is not None:
         ax.bar(i, target, 0.9, fill=False, edgecolor="k", ls=":", lw=1, label="target weights")
-    ax.set_xticks(i, names, rotation=35, ha="right", fontsize=8)
+    ax.set_xticks(i, names, rotation=35, ha="right", fontsize=MIN_PT)
     ax.set(ylim=(0, 1.02), ylabel="p(y | x)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=MIN_PT)
     return fig
 
 
 def heatmaps(maps: Sequence[np.ndarray], titles: Sequence[str], shared: bool = True, cmap: str = "RdBu_r",
              suptitle: str = "") -> Figure:
     """Signed maps side by side, one diverging colour scale for all (so that sizes compare) and a colour bar."""
-    fig = _fig(3.0 * len(maps) + 0.8, 3.3, bottom=0.04)
+    fig = _fig(min(3.0 * len(maps) + 0.8, WIDE), 3.3, bottom=0.04)
     axes = fig.subplots(1, len(maps))
     axes = np.atleast_1d(axes)
     vmax_all = max(float(np.abs(m).max()) for m in maps) or 1.0
@@ -70,30 +96,31 @@ def heatmaps(maps: Sequence[np.ndarray], titles: Sequence[str], shared: bool = T
     for ax, m, title in zip(axes, maps, titles):
         vmax = vmax_all if shared else (float(np.abs(m).max()) or 1.0)
         im = ax.imshow(m, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title.replace(" (", "\n(", 1) if len(title) > 24 else title, fontsize=10)
         ax.set_xticks([]), ax.set_yticks([])
         if not shared:
             fig.colorbar(im, ax=ax, shrink=0.8)
     if shared:
         fig.colorbar(im, ax=list(axes), shrink=0.8)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
+        fig.suptitle(suptitle, fontsize=11)
     return fig
 
 
 def overlays(image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str]) -> Figure:
     """The image in grey with each attribution map over it (red: raises the class score, blue: lowers it)."""
-    fig = _fig(3.0 * (len(maps) + 1), 3.3, bottom=0.04)
+    fig = _fig(PANEL, 2.6, bottom=0.03, left=0.02)
+    fig.subplots_adjust(right=0.95, top=0.8, wspace=0.35)
     axes = fig.subplots(1, len(maps) + 1)
     axes[0].imshow(image, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-    axes[0].set_title("input (model view)", fontsize=9)
+    axes[0].set_title("input\n(model view)", fontsize=MIN_PT + 1)
     for ax, m, title in zip(axes[1:], maps, titles):
         vmax = float(np.abs(m).max()) or 1.0
         ax.imshow(image, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         im = ax.imshow(m, cmap="RdBu_r" if m.min() < 0 else "inferno", vmin=-vmax if m.min() < 0 else 0,
                        vmax=vmax, alpha=0.7, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_title(_two_lines(title), fontsize=MIN_PT + 1)
+        fig.colorbar(im, ax=ax, shrink=0.8).ax.tick_params(labelsize=MIN_PT)
     for ax in axes:
         ax.set_xticks([]), ax.set_yticks([])
     return fig
@@ -101,8 +128,8 @@ def overlays(image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str
 
 def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) -> Figure:
     """ᾱ_t (left) and log₁₀ SNR (right) for each schedule, the current t marked."""
-    fig = _fig(7.2, 3.0, bottom=0.17)
-    fig.subplots_adjust(wspace=0.35)
+    fig = _fig(PANEL, 3.0, bottom=0.17, left=0.12)
+    fig.subplots_adjust(wspace=0.45)
     a1, a2 = fig.subplots(1, 2)
     for (name, (ab, snr)), c in zip(curves.items(), PALETTE):
         ts = np.arange(len(ab))
@@ -115,9 +142,12 @@ def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) 
         ax.axvline(t, color="k", ls="--", lw=1)
         ax.set_xlabel("t")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    a1.set(ylabel="ᾱ_t  (signal kept)", xlim=(0, T), title="how much of x₀ is left")
-    a2.set(ylabel="log₁₀ SNR = log₁₀ ᾱ/(1−ᾱ)", xlim=(0, T), title="signal-to-noise ratio")
+        ax.legend(fontsize=MIN_PT)
+        ax.tick_params(labelsize=MIN_PT)
+    a1.set(ylabel="ᾱ_t  (signal kept)", xlim=(0, T))
+    a2.set(ylabel="log₁₀ SNR = log₁₀ ᾱ/(1−ᾱ)", xlim=(0, T))
+    a1.set_title("how much of x₀ is left", fontsize=11)
+    a2.set_title("signal-to-noise ratio", fontsize=11)
     return fig
 
 
@@ -128,7 +158,8 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
               density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Figure:
     """The 2-D playground: the data coloured by class, the classifier's regions, a log-density, a vector
     field, moving particles and a counterfactual path — whichever are given."""
-    fig = _fig(5.6, 5.2, bottom=0.08)
+    fig = _fig(HALF, 4.6, bottom=0.07, left=0.12)
+    fig.subplots_adjust(top=0.86)
     ax = fig.add_subplot()
     if density is not None:
         gx, gy, log_p = density
@@ -151,30 +182,33 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
         ax.plot(path[:, 0], path[:, 1], "-", color="k", lw=2)
         ax.plot(*path[0], "o", color="k", ms=8, label="start")
         ax.plot(*path[-1], "*", color="#e15759", ms=16, mec="k", label="counterfactual")
-    ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal", title=title)
-    ax.legend(loc="lower right", fontsize=7, markerscale=2)
+    ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=MIN_PT)
+    ax.legend(loc="lower right", fontsize=MIN_PT, markerscale=2)
     return fig
 
 
 def level_posterior(probs: np.ndarray, t_true: int, T: int, expected: float) -> Figure:
     """p(t | x_t) over the levels 0 … T+1 with the true level marked."""
-    fig = _fig(6.0, 3.0, bottom=0.17)
+    fig = _fig(HALF, 3.2, bottom=0.19, left=0.15)
     ax = fig.add_subplot()
     ax.fill_between(np.arange(len(probs)), probs, color=colour(0), alpha=0.35, step="mid")
     ax.plot(np.arange(len(probs)), probs, color=colour(0), lw=1.5, drawstyle="steps-mid", label="p(t | x_t)")
     ax.axvline(t_true, color="k", ls="--", lw=1.2, label=f"true t = {t_true}")
     ax.axvline(expected, color=colour(2), ls=":", lw=1.5, label=f"mean guess {expected:.0f}")
-    ax.set(xlim=(0, T + 1), ylim=(0, None), xlabel="noise level t (0 clean, T+1 pure noise)",
-           ylabel="probability", title="how noisy does x_t look?")
+    ax.set(xlim=(0, T + 1), ylim=(0, None), xlabel="noise level t (0 clean, T+1 noise)", ylabel="probability")
+    ax.set_title("how noisy does x_t look?", fontsize=11)
+    ax.tick_params(labelsize=MIN_PT)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=MIN_PT)
     return fig
 
 
 def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | None = None,
                   label: str = "your image") -> Figure:
     """The test set's bits/dim as a histogram, the given image as a red line, and reference means (OOD sets)."""
-    fig = _fig(6.0, 3.0, bottom=0.17)
+    fig = _fig(HALF, 3.2, bottom=0.19, left=0.15)
     ax = fig.add_subplot()
     if hist:
         edges = np.asarray(hist["edges"])
@@ -182,9 +216,11 @@ def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | No
     for i, (name, v) in enumerate((others or {}).items()):
         ax.axvline(v, color=colour(3 + i), ls=":", lw=1.5, label=f"{name} (mean)")
     ax.axvline(value, color="#e15759", lw=2.5, label=f"{label}: {value:.2f}")
-    ax.set(xlabel="bits/dim (lower: more likely)", ylabel="images", title="one-pass likelihood (Thm 3.2)")
+    ax.set(xlabel="bits/dim (lower: more likely)", ylabel="images")
+    ax.set_title("one-pass likelihood (Thm 3.2)", fontsize=11)
+    ax.tick_params(labelsize=MIN_PT)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=MIN_PT)
     return fig
 
 
@@ -193,7 +229,7 @@ def channel_grid(fmap: np.ndarray, title: str, max_channels: int = 32) -> Figure
     n = min(max_channels, fmap.shape[0])
     cols = 8
     rows = (n + cols - 1) // cols
-    fig = _fig(6.4, 0.9 * rows + 0.6, bottom=0.02)
+    fig = _fig(HALF, 0.6 * rows + 0.6, bottom=0.02)
     fig.subplots_adjust(left=0.02, right=0.98, top=0.9, wspace=0.08, hspace=0.08)
     axes = np.atleast_2d(fig.subplots(rows, cols))
     for i, ax in enumerate(axes.flat):
@@ -202,21 +238,31 @@ def channel_grid(fmap: np.ndarray, title: str, max_channels: int = 32) -> Figure
             ax.imshow(fmap[i], cmap="magma", interpolation="nearest")
         else:
             ax.axis("off")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=MIN_PT + 1)
     return fig
 
 
 def pca_scatter(coords: np.ndarray, labels: np.ndarray, names: Sequence[str], mine: np.ndarray, title: str) -> Figure:
     """Test images in two principal components, coloured by class, and the given image as a star."""
-    fig = _fig(6.4, 4.6, bottom=0.1)
+    fig = _fig(HALF, 5.0, bottom=0.3, left=0.14)
+    fig.subplots_adjust(top=0.9)
     ax = fig.add_subplot()
     for k, name in enumerate(names):
         sel = labels == k
         ax.scatter(coords[sel, 0], coords[sel, 1], s=5, color=colour(k), alpha=0.6, label=name)
-    ax.plot(mine[0], mine[1], "*", color="#e15759", ms=20, mec="k", label="your image")
-    ax.set(xlabel="PC 1", ylabel="PC 2", title=title)
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, markerscale=2, loc="best")
+    ax.plot(mine[0], mine[1], "*", color="#e15759", ms=18, mec="k", zorder=5)
+    # The star always inside the frame, and the legend below the axes (it covered points, and spilled out).
+    pts = np.vstack([coords[:, :2], np.asarray(mine)[None, :2]])
+    lo, hi = pts.min(0), pts.max(0)
+    pad = 0.06 * np.maximum(hi - lo, 1e-6)
+    ax.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]), xlabel="PC 1", ylabel="PC 2")
+    ax.set_title(title, fontsize=MIN_PT + 1)
+    ax.tick_params(labelsize=MIN_PT)
+    from matplotlib.lines import Line2D
+    handles, labels_ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], ls="", marker="*", color="#e15759", mec="k", ms=9)]
+    fig.legend(handles, labels_ + ["your image"], loc="lower center", ncol=3, fontsize=MIN_PT, markerscale=1.6,
+               frameon=False, handletextpad=0.2, columnspacing=0.8)
     return fig
 
 
@@ -225,50 +271,58 @@ def phase_panels(columns: Sequence[tuple[str, np.ndarray, np.ndarray]], s: float
     each y (n, K, 2). Rows: the data plane (x₁, x₂) and the phase plane (x₁, v₁) — position against its
     first auxiliary ("velocity") — of the forward process (top two rows) and the learned reverse process."""
     n_col = len(columns)
-    fig = Figure(figsize=(2.6 * n_col, 9.6), dpi=90)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.05, top=0.93, wspace=0.28, hspace=0.38)
+    fig = Figure(figsize=(min(2.4 * n_col + 0.9, WIDE), 10.0), dpi=100)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.05, top=0.91, wspace=0.35,
+                        hspace=0.45)
     rows = [("forward", "data"), ("forward", "phase"), ("reverse", "data"), ("reverse", "phase")]
+    # Forward and reverse differ by more than colour: dots vs crosses, and a title on every row.
+    style = {"forward": dict(color="#4e79a7", marker="."), "reverse": dict(color="#e15759", marker="x")}
     for j, (name, fwd, rev) in enumerate(columns):
         for i, (direction, plane) in enumerate(rows):
             ax = fig.add_subplot(len(rows), n_col, i * n_col + j + 1)
             y = fwd if direction == "forward" else rev
-            colour_ = "#4e79a7" if direction == "forward" else "#e15759"
+            st = style[direction]
             if plane == "data":
-                ax.scatter(y[:, 0, 0], y[:, 0, 1], s=2, color=colour_, alpha=0.5)
-                ax.set(xlim=(-3, 3), ylim=(-3, 3), xlabel="x₁", ylabel="x₂" if j == 0 else None)
+                ax.scatter(y[:, 0, 0], y[:, 0, 1], s=6 if direction == "forward" else 5, alpha=0.5,
+                           linewidths=0.6, **st)
+                ax.set(xlim=(-3, 3), ylim=(-3, 3))
+                ax.set_xlabel("x₁", fontsize=MIN_PT, labelpad=1)
+                ax.set_ylabel("x₂", fontsize=MIN_PT, labelpad=0)
             elif y.shape[1] > 1:
-                ax.scatter(y[:, 0, 0], y[:, 1, 0], s=2, color=colour_, alpha=0.5)
-                ax.set(xlim=(-3, 3), ylim=(-3, 3), xlabel="x₁", ylabel="v₁ (auxiliary)" if j == 0 else None)
+                ax.scatter(y[:, 0, 0], y[:, 1, 0], s=6 if direction == "forward" else 5, alpha=0.5,
+                           linewidths=0.6, **st)
+                ax.set(xlim=(-3, 3), ylim=(-3, 3))
+                ax.set_xlabel("x₁ (position)", fontsize=MIN_PT, labelpad=1)
+                ax.set_ylabel("v₁ (velocity)", fontsize=MIN_PT, labelpad=0)
             else:
                 ax.text(0.5, 0.5, "K = 1:\nno auxiliary", ha="center", va="center", transform=ax.transAxes,
-                        color="#777777")
+                        color="#555555", fontsize=MIN_PT + 1)
                 ax.set(xticks=[], yticks=[])
             ax.set_aspect("equal", adjustable="box")
-            ax.tick_params(labelsize=7)
-            if i == 0:
-                ax.set_title(name, fontsize=10, fontweight="bold")
-            if j == 0:
-                ax.annotate(f"{direction}\n{plane} plane", (-0.55, 0.5), xycoords="axes fraction", rotation=90,
-                            ha="center", va="center", fontsize=8)
-    fig.suptitle(f"s = {s:.2f}   (s = 0: data, s = 1: the stationary Gaussian)", fontsize=11)
+            ax.tick_params(labelsize=MIN_PT, pad=1)
+            head = f"{name}\n" if i == 0 else ""
+            ax.set_title(head + ("→ forward (from data)" if direction == "forward" else "← reverse (from noise)"),
+                         fontsize=MIN_PT + 1, color=st["color"], fontweight="bold" if i == 0 else "normal")
+    fig.suptitle(f"s = {s:.2f}   (s = 0: data, s = 1: the stationary Gaussian)", fontsize=12)
     return fig
 
 
 def matrices(mats: Sequence[tuple[str, np.ndarray]], title: str) -> Figure:
     """Small annotated heat maps of K×K matrices (Q, D, …) on one symmetric colour scale each."""
-    fig = Figure(figsize=(2.3 * len(mats), 2.6), dpi=100)
+    fig = Figure(figsize=(max(2.6 * len(mats), 5.2), 3.0), dpi=100)
     fig.subplots_adjust(left=0.08, right=0.97, bottom=0.08, top=0.78, wspace=0.35)
     for j, (name, m) in enumerate(mats):
         ax = fig.add_subplot(1, len(mats), j + 1)
         v = max(float(np.abs(m).max()), 1e-6)
         ax.imshow(m, cmap="RdBu_r", vmin=-v, vmax=v)
-        for (a, b), val in np.ndenumerate(m):
-            ax.text(b, a, f"{val:.2f}", ha="center", va="center", fontsize=8)
+        for (a, b), val in np.ndenumerate(m):        # white on the dark cells, black on the light ones
+            ax.text(b, a, f"{val:.2f}", ha="center", va="center", fontsize=10,
+                    color="white" if abs(val) > 0.55 * v else "black")
         labels = ["x"] + [f"v{k}" for k in range(1, m.shape[0])]
-        ax.set_xticks(range(m.shape[0]), labels, fontsize=8)
-        ax.set_yticks(range(m.shape[0]), labels, fontsize=8)
-        ax.set_title(name, fontsize=9)
-    fig.suptitle(title, fontsize=10)
+        ax.set_xticks(range(m.shape[0]), labels, fontsize=MIN_PT + 1)
+        ax.set_yticks(range(m.shape[0]), labels, fontsize=MIN_PT + 1)
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -276,7 +330,7 @@ def variable_grid(frames: Sequence[tuple[float, np.ndarray]], title: str) -> Fig
     """An image's variables along a trajectory: columns are times s, rows the K variables (x, v¹, …); each
     frame (K, H, W). Signed colour scale per row: the auxiliaries are signed noise-like fields."""
     K = frames[0][1].shape[0]
-    fig = Figure(figsize=(1.25 * len(frames) + 0.6, 1.35 * K + 0.5), dpi=100)
+    fig = Figure(figsize=(min(1.25 * len(frames) + 0.6, WIDE), 1.35 * K + 0.5), dpi=100)
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.02, top=1 - 0.5 / (1.35 * K + 0.5), wspace=0.05, hspace=0.12)
     for k in range(K):
         v = max(float(max(np.abs(f[k]).max() for _, f in frames)), 1e-6)
@@ -285,10 +339,10 @@ def variable_grid(frames: Sequence[tuple[float, np.ndarray]], title: str) -> Fig
             ax.imshow(f[k], cmap="gray" if k == 0 else "RdBu_r", vmin=-v, vmax=v)
             ax.set(xticks=[], yticks=[])
             if k == 0:
-                ax.set_title(f"s={s:.3g}", fontsize=8)
+                ax.set_title(f"s={s:.3g}", fontsize=MIN_PT)
             if j == 0:
-                ax.set_ylabel("x" if k == 0 else f"v{k}", fontsize=9)
-    fig.suptitle(title, fontsize=10)
+                ax.set_ylabel("x" if k == 0 else f"v{k}", fontsize=MIN_PT + 1)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 

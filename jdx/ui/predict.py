@@ -82,6 +82,6 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     inputs = [model_box, image]
     gr.on([run.click, image.change, model_box.change], models.if_image(predict, 2), inputs, [label, seen],
           api_name="predict", concurrency_limit=PREDICT_CONCURRENCY) \
-        .success(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute") \
-        .success(models.if_image(robustness, 1), inputs, robust, api_name="robustness")
+        .success(models.if_image(attribute, 1, warn=False), inputs + [target], attr, api_name="attribute") \
+        .success(models.if_image(robustness, 1, warn=False), inputs, robust, api_name="robustness")
     target.change(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute_class")
