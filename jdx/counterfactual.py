@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
+from .protocols import Classifier, require
 
 from .counterfactual_methods import GUIDES, change_mask, ddim_invert, guided_eps_fn, repaint_ddim
 from .guidance import mixture_weights
@@ -85,8 +86,7 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
     Settings left None take the method's default (PER_METHOD).
     seed: one for the batch, or (B,) one per row (the app batches users' requests: a row's starting noise
     then equals the same call on x[i:i+1] with seed[i])."""
-    if not hasattr(model, "classify"):
-        raise ValueError("counterfactuals need a joint model (its classifier steers the edit)")
+    require(model, Classifier, "a counterfactual (its classifier steers the edit)")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     d = PER_METHOD[method]

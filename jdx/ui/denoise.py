@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from ..protocols import Classifier, supports
 import numpy as np
 import torch
 
@@ -35,7 +36,7 @@ def _trajectory(model, steps: list[Step], final: torch.Tensor) -> dict:
     x_t = torch.cat([torch.stack([s.x_t[0] for s in steps]), final[:1].cpu()])
     x0 = torch.cat([torch.stack([s.x0_hat[0] for s in steps]), final[:1].cpu()])
     probs = None
-    if hasattr(model, "classify"):
+    if supports(model, Classifier):
         dev = next(model.parameters()).device
         with torch.no_grad():      # one batched pass of the encoder over the whole trajectory
             probs = model.classify(x_t.to(dev), torch.tensor(ts, device=dev)).float().softmax(-1).cpu().numpy()

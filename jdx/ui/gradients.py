@@ -3,6 +3,7 @@ score it implies, and the classifier's guidance gradient — on shared colour sc
 from __future__ import annotations
 
 import gradio as gr
+from ..protocols import Classifier, supports
 import numpy as np
 
 from ..explain import gradient_views
@@ -33,7 +34,7 @@ def gradients(model_name: str, image, t: int = 100, target: str = RUNNER_UP, sca
     t = int(min(max(int(t), 0), T))
     names = model.info.class_names
     k = None
-    if hasattr(model, "classify"):
+    if supports(model, Classifier):
         # The predicted class is often already certain (log p ≈ 0, gradient ≈ 0); the runner-up shows
         # where the image would have to change to become the model's second guess.
         ranked = model.predict(x)[0].argsort(descending=True).tolist()
@@ -44,7 +45,7 @@ def gradients(model_name: str, image, t: int = 100, target: str = RUNNER_UP, sca
         else:
             raise gr.Error(f"unknown class {target!r}; classes: {', '.join(names)}")
     v = gradient_views(model, x, t, k, seed=int(seed))
-    sigma = float((1 - model.schedule.alpha_bar[max(t, 1)]).sqrt())
+    sigma = float(model.schedule.sigma(max(t, 1)))
     eps, score, grad = (channel_mean(a) for a in (v.eps_hat, v.score, v.guidance))
     cls = names[k] if k is not None else "— (no classifier)"
     eps_fig = plots.heatmaps([eps, -scale * sigma * grad, eps - scale * sigma * grad],

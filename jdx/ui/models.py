@@ -16,7 +16,8 @@ from torch import nn
 
 from .. import checkpoint
 from ..data import DataError, prepare_image
-from ..train import pick_device
+from ..device import pick_device
+from ..protocols import Classifier, supports
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT_DIR = Path(os.environ.get("JDX_CHECKPOINTS", ROOT / "checkpoints"))
@@ -94,7 +95,7 @@ def get(name: str, directory: Path | None = None, on: str | None = None) -> nn.M
 
 
 def require_classifier(model: nn.Module) -> nn.Module:
-    if not hasattr(model, "classify"):
+    if not supports(model, Classifier):
         raise gr.Error(f"{model.info.name} is a diffusion-only model: it has no classifier. "
                        "Pick a joint model (e.g. fmnist-joint) for predictions, guidance and counterfactuals.")
     return model
