@@ -1,0 +1,184 @@
+"""'This is not like my training data': an out-of-distribution score for every prediction.
+
+Raw likelihood fails as an OOD score (Nalisnick et al. 2019): simple images — constant, smooth shapes —
+get *higher* likelihood than the training data, because likelihood is dominated by how compressible an
+image is. The input-complexity correction (Serrà et al., ICLR 2020) subtracts a general-purpose
+compressor's code length:  S(x) = bits/dim under the model − bits/dim of PNG(x);  a training-like image is
+one the model compresses much better than PNG does. Further candidates measured here: the joint model's
+denoising error from a middle noise level (an image the model knows is reconstructed well) and the
+disagreement of its classifier across noise levels. Each is standardised by its mean and spread on
+training images; the OOD score is a fixed combination of them (chosen and measured in
+assets/results/ood/, see `OOD_COMPONENTS`), and the threshold is a percentile of the training scores.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from .cdm import dequantize
+from .data import to_uint8
+
+ROOT = Path(__file__).resolve().parents[1]
+CALIBRATION_DIR = ROOT / "assets" / "results" / "ood"
+
+
+# ---------- the components, each (N,) for images x (N, C, H, W) in [−1, 1] --------------------------------
+
+def png_bits_per_dim(x: Tensor) -> Tensor:
+    """Code length of each image as an optimised 8-bit PNG, in bits per sub-pixel (Serrà et al.'s L(x))."""
+    a = to_uint8(x)                                  # (N, H, W, C)
+    out = []
+    for img in a:
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG", optimize=True)
+        out.append(8 * len(buf.getvalue()) / img.size)
+    return torch.tensor(out)
+
+
+@torch.no_grad()
+def cdm_bits_per_dim(cdm: nn.Module, x: Tensor, seed: int = 0) -> Tensor:
+    """−log₂ p(x) / d from one CDM pass (Thm 3.2) on the uniformly dequantised image."""
+    g = torch.Generator().manual_seed(seed)
+    device = next(cdm.parameters()).device
+    return cdm.bits_per_dim(dequantize(x.cpu(), g).to(device)).float().cpu()
+
+
+@torch.no_grad()
+def denoising_error(model: nn.Module, x: Tensor, frac: float = 0.2, draws: int = 2, seed: int = 0) -> Tensor:
+    """Mean squared error of x̂₀ from x_t at t = frac·T, per image, averaged over `draws` noise draws."""
+    g = torch.Generator().manual_seed(seed)
+    t = max(1, int(round(frac * model.schedule.T)))
+    err = torch.zeros(len(x))
+    for _ in range(draws):
+        eps = torch.randn(x.shape, generator=g).to(x.device)
+        x_t = model.schedule.noise_to(x, t, eps)
+        x0_hat = model.schedule.x0_from_eps(x_t, t, model.eps(x_t, t).float())
+        err += (x0_hat - x).pow(2).flatten(1).mean(1).cpu()
+    return err / draws
+
+
+@torch.no_grad()
+def level_disagreement(model: nn.Module, x: Tensor, fracs=(0.1, 0.2, 0.3), seed: int = 0) -> Tensor:
+    """Mean total-variation distance between p(y | x) and p(y | x_t, t) over a few noise levels: the joint
+    classifier's beliefs about a familiar image survive a little noise."""
+    g = torch.Generator().manual_seed(seed)
+    p0 = model.classify(x, 0).float().softmax(-1)
+    tv = torch.zeros(len(x), device=x.device)
+    for f in fracs:
+        t = max(1, int(round(f * model.schedule.T)))
+        x_t = model.schedule.noise_to(x, t, torch.randn(x.shape, generator=g).to(x.device))
+        tv += 0.5 * (model.classify(x_t, t).float().softmax(-1) - p0).abs().sum(1)
+    return (tv / len(fracs)).cpu()
+
+
+class Components(NamedTuple):
+    cdm_bpd: Tensor          # raw likelihood, bits/dim (lower = more typical: the score that fails)
+    png_bpd: Tensor          # PNG code length, bits/dim
+    complexity: Tensor       # cdm_bpd − png_bpd (Serrà et al.)
+    denoise_error: Tensor    # x̂₀ MSE from t = 0.2 T (joint model)
+    disagreement: Tensor     # classifier total variation across noise levels
+
+
+def components(model: nn.Module, cdm: nn.Module | None, x: Tensor, seed: int = 0, batch: int = 200) -> Components:
+    """Every candidate, (N,) each; without a CDM the likelihood terms are NaN."""
+    parts = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].to(next(model.parameters()).device)
+        bpd = cdm_bits_per_dim(cdm, xb, seed) if cdm is not None else torch.full((len(xb),), float("nan"))
+        png = png_bits_per_dim(xb)
+        parts.append((bpd, png, bpd - png, denoising_error(model, xb, seed=seed), level_disagreement(model, xb, seed=seed)))
+    return Components(*(torch.cat(p) for p in zip(*parts)))
+
+
+# ---------- the detector: standardised components, combined, thresholded ----------------------------------
+
+# Which components enter the score, and with which sign (+1: larger = less like the training data).
+OOD_COMPONENTS = {"complexity": 1.0, "denoise_error": 1.0}
+
+
+@dataclass
+class Calibration:
+    """Mean and spread of each component on training images, the combination, and the threshold."""
+    checkpoint: str
+    cdm: str | None
+    mean: dict[str, float]
+    std: dict[str, float]
+    weights: dict[str, float] = field(default_factory=lambda: dict(OOD_COMPONENTS))
+    threshold: float = 0.0          # OOD score above this → not like the training data
+    percentile: float = 95.0        # of the training images' scores
+    train_images: int = 0
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "Calibration":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def standardised(c: Components, cal: Calibration) -> dict[str, Tensor]:
+    return {k: (getattr(c, k) - cal.mean[k]) / cal.std[k] for k in cal.weights}
+
+
+def combine(c: Components, cal: Calibration) -> Tensor:
+    """The OOD score: the largest weighted, standardised component (an input is flagged when any one test
+    says it is unusual)."""
+    z = standardised(c, cal)
+    return torch.stack([w * z[k] for k, w in cal.weights.items()]).amax(0)
+
+
+def calibrate(model: nn.Module, cdm: nn.Module | None, x_train: Tensor, checkpoint: str, cdm_name: str | None,
+              weights: dict[str, float] | None = None, percentile: float = 95.0, seed: int = 0) -> Calibration:
+    c = components(model, cdm, x_train, seed)
+    names = Components._fields
+    cal = Calibration(checkpoint, cdm_name, {k: float(getattr(c, k).mean()) for k in names},
+                      {k: float(getattr(c, k).std()) or 1.0 for k in names}, dict(weights or OOD_COMPONENTS),
+                      percentile=percentile, train_images=len(x_train))
+    cal.threshold = float(np.percentile(combine(c, cal).numpy(), percentile))
+    return cal
+
+
+def calibration_path(checkpoint: str | Path) -> Path:
+    return CALIBRATION_DIR / f"calibration-{Path(checkpoint).name}.json"
+
+
+class OODResult(NamedTuple):
+    score: Tensor            # (N,) higher = less like the training data
+    in_distribution: Tensor  # (N,) bool: score ≤ threshold
+    components: Components
+    threshold: float
+
+
+class Detector:
+    """A calibrated OOD score for one joint checkpoint (and the CDM its calibration names)."""
+
+    def __init__(self, model: nn.Module, cal: Calibration, cdm: nn.Module | None = None):
+        self.model, self.cal, self.cdm = model, cal, cdm
+
+    @classmethod
+    def for_model(cls, model: nn.Module, checkpoint: str | Path, path: Path | None = None) -> "Detector | None":
+        """The detector calibrated for `checkpoint`, or None if it has no calibration file."""
+        path = Path(path) if path else calibration_path(checkpoint)
+        if not path.is_file():
+            return None
+        cal = Calibration.load(path)
+        cdm = None
+        if cal.cdm:
+            from .checkpoint import load
+            cdm_path = Path(cal.cdm) if Path(cal.cdm).is_absolute() else ROOT / cal.cdm
+            cdm = load(cdm_path, next(model.parameters()).device).eval()
+        return cls(model, cal, cdm)
+
+    def __call__(self, x: Tensor, seed: int = 0) -> OODResult:
+        c = components(self.model, self.cdm, x, seed)
+        s = combine(c, self.cal)
+        return OODResult(s, s <= self.cal.threshold, c, self.cal.threshold)
