@@ -205,3 +205,17 @@ def to_png(attribution: np.ndarray, path, scale: int = 8) -> None:
     rgb = np.stack([1 - np.clip(-v, 0, 1), 1 - np.abs(v), 1 - np.clip(v, 0, 1)], -1)
     img = Image.fromarray((rgb * 255).round().astype(np.uint8), "RGB")
     img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST).save(path)
+
+
+def sanity_label(method: str, checkpoint: str) -> str:
+    """What the measured table (assets/results/attribution/sanity-NAME.json) says about a method for this
+    checkpoint: 'passes …', 'FAILS …' or 'not checked …'."""
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "assets" / "results" / "attribution" / f"sanity-{checkpoint}.json"
+    try:
+        row = json.loads(path.read_text())[method]
+    except (OSError, ValueError, KeyError):
+        return "randomisation check: not measured for this model"
+    verdict = "passes" if row["passes"] else "FAILS"
+    return f"{verdict} the randomisation check (ρ {row['rho_head']:.2f} head / {row['rho_all']:.2f} all re-drawn)"

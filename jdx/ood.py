@@ -148,7 +148,12 @@ def calibrate(model: nn.Module, cdm: nn.Module | None, x_train: Tensor, checkpoi
 
 
 def calibration_path(checkpoint: str | Path) -> Path:
-    return CALIBRATION_DIR / f"calibration-{Path(checkpoint).name}.json"
+    """Where a checkpoint's calibration is looked for: NAME.ood.json beside it, else
+    assets/results/ood/calibration-NAME.json (the shipped checkpoints' files are never touched)."""
+    from .checkpoint import stem_of
+    stem = stem_of(checkpoint)
+    beside = stem.parent / f"{stem.name}.ood.json"
+    return beside if beside.is_file() else CALIBRATION_DIR / f"calibration-{stem.name}.json"
 
 
 class OODResult(NamedTuple):
@@ -182,3 +187,16 @@ class Detector:
         c = components(self.model, self.cdm, x, seed)
         s = combine(c, self.cal)
         return OODResult(s, s <= self.cal.threshold, c, self.cal.threshold)
+
+
+def calibration_for_cdm(cdm_name: str) -> Calibration | None:
+    """A shipped calibration that uses this CDM (for the training images' statistics of its bits/dim and
+    of the complexity-corrected score), or None."""
+    for path in sorted(CALIBRATION_DIR.glob("calibration-*.json")):
+        try:
+            cal = Calibration.load(path)
+        except (OSError, ValueError, TypeError):
+            continue
+        if cal.cdm and Path(cal.cdm).name == cdm_name:
+            return cal
+    return None

@@ -4,8 +4,9 @@ resized and inverted product photos). An upload that does not look like that goe
 
     1. background from the border: a plane fitted to the border pixels (light, shaded or graded)
     2. invert if the background is light (dark-on-light products become bright-on-dark)
-    3. suppress background and shadow: |pixel − background plane| below a threshold set by the border's
-       own spread (texture) and a floor (soft shadows) becomes black
+    3. suppress background and shadow: outside the object (|pixel − background plane| above a threshold set
+       by the border's texture, a floor and a fraction of the object's contrast — shadows are fainter than
+       the object casting them) everything becomes black
     4. crop to the object (the connected regions that survive, small specks dropped)
     5. pad to a square, centred (Fashion-MNIST's margin: none along the longer side)
     6. resize to the model's resolution
@@ -61,9 +62,11 @@ def _keep_object(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def fashion_mnist_view(img: Image.Image, shadow_floor: float = 0.10) -> PhotoSteps:
+def fashion_mnist_view(img: Image.Image, shadow_floor: float = 0.10, shadow_fraction: float = 0.3) -> PhotoSteps:
     """An 8-bit L or RGB picture → the Fashion-MNIST-like square (before the final resize), with stages.
-    shadow_floor: the smallest difference from the background, as a fraction of 255, kept as object."""
+    The object is what differs from the background by more than 4 × the border's texture, shadow_floor × 255
+    and shadow_fraction × the object's own contrast (a shadow is much fainter than the object casting it);
+    holes inside it are kept, everything outside becomes black."""
     a = np.asarray(img, np.float64)
     rgb = a.ndim == 3
     lum = a.mean(2) if rgb else a
@@ -78,17 +81,17 @@ def fashion_mnist_view(img: Image.Image, shadow_floor: float = 0.10) -> PhotoSte
         steps.append("inverted (light background → dark, as in Fashion-MNIST)")
         stages.append(("inverted", _small(a)))
     diff = np.abs(lum - plane)                                   # (h, w) distance from the background
-    threshold = max(4 * spread, shadow_floor * 255)
+    top = float(np.percentile(diff, 99.5))                       # the object's contrast
+    threshold = max(4 * spread, shadow_floor * 255, shadow_fraction * top)
     mask = _keep_object(diff > threshold)
     if mask.sum() < 0.002 * h * w:                               # nothing stands out: keep the picture as is
         steps.append("no object stands out from the background: not cropped")
         side = max(h, w)
         box = ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
         return PhotoSteps(_square(a, side, box, float(np.median(plane))), inverted, None, box, steps, stages)
-    # object intensity: the distance from the background, ramped up from the threshold (shadow → black)
-    top = max(float(np.percentile(diff[mask], 99)) - threshold, 1.0)      # the object's brightest → 255
-    ramp = np.clip((diff - threshold) * 255.0 / top, 0, 255)
-    ramp = np.where(mask, ramp, 0)
+    from scipy import ndimage
+    mask = ndimage.binary_fill_holes(mask)                       # dim parts inside the object stay
+    ramp = np.where(mask, np.clip(diff * 255.0 / max(float(np.percentile(diff[mask], 99)), 1.0), 0, 255), 0)
     if rgb:   # keep colour: scale each pixel's distance-from-background by the object's intensity
         colour = np.abs(a - plane[..., None])
         fg = colour * (ramp / np.maximum(diff, 1e-6))[..., None]
