@@ -5,8 +5,9 @@ get *higher* likelihood than the training data, because likelihood is dominated 
 image is. The input-complexity correction (Serrà et al., ICLR 2020) subtracts a general-purpose
 compressor's code length:  S(x) = bits/dim under the model − bits/dim of PNG(x);  a training-like image is
 one the model compresses much better than PNG does. Further candidates measured here: the joint model's
-denoising error from a middle noise level (an image the model knows is reconstructed well) and the
-disagreement of its classifier across noise levels. Each is standardised by its mean and spread on
+denoising error from a middle noise level (an image the model knows is reconstructed well), the
+disagreement of its classifier across noise levels, and the Mahalanobis distance of the classifier's
+pooled features to the nearest class (Lee et al., NeurIPS 2018) — the winner on every generated set. Each is standardised by its mean and spread on
 training images; the OOD score is a fixed combination of them (chosen and measured in
 assets/results/ood/, see `OOD_COMPONENTS`), and the threshold is a percentile of the training scores.
 """
@@ -79,29 +80,79 @@ def level_disagreement(model: nn.Module, x: Tensor, fracs=(0.1, 0.2, 0.3), seed:
     return (tv / len(fracs)).cpu()
 
 
+@torch.no_grad()
+def pooled_features(model: nn.Module, x: Tensor) -> Tensor:
+    """The joint classifier's input at t = 0: pooled encoder + bottleneck features, (N, F)."""
+    t = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    skips, h, _ = model.unet.encode(x, t)
+    return model.pooled_features(skips, h, t).float()
+
+
+class FeatureGaussians(NamedTuple):
+    """Class-conditional Gaussians with a shared covariance over the joint model's pooled features
+    (Lee et al., NeurIPS 2018): the distance of an image's features to the nearest class mean, in units
+    of the training features' own spread, says whether the classifier has seen anything like it."""
+    means: Tensor        # (K, F) per-class mean of training features
+    precision: Tensor    # (F, F) inverse of the shared covariance (ridge-regularised)
+
+    @classmethod
+    def fit(cls, features: Tensor, labels: Tensor, num_classes: int, ridge: float = 1e-3) -> "FeatureGaussians":
+        f = features.double()
+        means = torch.stack([f[labels == k].mean(0) for k in range(num_classes)])
+        r = f - means[labels]
+        cov = r.T @ r / len(f)
+        cov += torch.eye(len(cov), dtype=cov.dtype) * ridge * cov.trace() / len(cov)
+        return cls(means.float(), torch.linalg.inv(cov).float())
+
+    def distance(self, features: Tensor) -> Tensor:
+        """min_k (z − μ_k)ᵀ Σ⁻¹ (z − μ_k) per row of features (N, F)."""
+        d = features.float().cpu()[:, None, :] - self.means[None]                 # (N, K, F)
+        return torch.einsum("nkf,fg,nkg->nk", d, self.precision, d).amin(1)
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"means": self.means.contiguous(), "precision": self.precision.contiguous()}, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> "FeatureGaussians":
+        from safetensors.torch import load_file
+        t = load_file(str(path))
+        return cls(t["means"], t["precision"])
+
+
 class Components(NamedTuple):
     cdm_bpd: Tensor          # raw likelihood, bits/dim (lower = more typical: the score that fails)
     png_bpd: Tensor          # PNG code length, bits/dim
     complexity: Tensor       # cdm_bpd − png_bpd (Serrà et al.)
     denoise_error: Tensor    # x̂₀ MSE from t = 0.2 T (joint model)
     disagreement: Tensor     # classifier total variation across noise levels
+    feature_distance: Tensor  # Mahalanobis distance of the classifier's features (NaN without fitted Gaussians)
 
 
-def components(model: nn.Module, cdm: nn.Module | None, x: Tensor, seed: int = 0, batch: int = 200) -> Components:
-    """Every candidate, (N,) each; without a CDM the likelihood terms are NaN."""
+def components(model: nn.Module, cdm: nn.Module | None, x: Tensor, seed: int = 0, batch: int = 200,
+               gaussians: FeatureGaussians | None = None, only: tuple[str, ...] | None = None) -> Components:
+    """Every candidate, (N,) each; a candidate that is not in `only`, or lacks its model (no CDM, no fitted
+    Gaussians), is NaN."""
+    want = set(only or Components._fields)
     parts = []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch].to(next(model.parameters()).device)
-        bpd = cdm_bits_per_dim(cdm, xb, seed) if cdm is not None else torch.full((len(xb),), float("nan"))
-        png = png_bits_per_dim(xb)
-        parts.append((bpd, png, bpd - png, denoising_error(model, xb, seed=seed), level_disagreement(model, xb, seed=seed)))
+        nan = torch.full((len(xb),), float("nan"))
+        bpd = cdm_bits_per_dim(cdm, xb, seed) if cdm is not None and want & {"cdm_bpd", "complexity"} else nan
+        png = png_bits_per_dim(xb) if want & {"png_bpd", "complexity"} else nan
+        err = denoising_error(model, xb, seed=seed) if "denoise_error" in want else nan
+        tv = level_disagreement(model, xb, seed=seed) if "disagreement" in want else nan
+        dist = gaussians.distance(pooled_features(model, xb)) if gaussians is not None and "feature_distance" in want else nan
+        parts.append((bpd, png, bpd - png, err, tv, dist))
     return Components(*(torch.cat(p) for p in zip(*parts)))
 
 
 # ---------- the detector: standardised components, combined, thresholded ----------------------------------
 
 # Which components enter the score, and with which sign (+1: larger = less like the training data).
-OOD_COMPONENTS = {"complexity": 1.0, "denoise_error": 1.0}
+# Measured in assets/results/ood/auroc-fmnist-joint.md: the feature distance alone wins.
+OOD_COMPONENTS = {"feature_distance": 1.0}
 
 
 @dataclass
@@ -115,6 +166,7 @@ class Calibration:
     threshold: float = 0.0          # OOD score above this → not like the training data
     percentile: float = 95.0        # of the training images' scores
     train_images: int = 0
+    features: str | None = None     # FeatureGaussians safetensors (relative to the repository or absolute)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,12 +189,15 @@ def combine(c: Components, cal: Calibration) -> Tensor:
 
 
 def calibrate(model: nn.Module, cdm: nn.Module | None, x_train: Tensor, checkpoint: str, cdm_name: str | None,
-              weights: dict[str, float] | None = None, percentile: float = 95.0, seed: int = 0) -> Calibration:
-    c = components(model, cdm, x_train, seed)
-    names = Components._fields
+              weights: dict[str, float] | None = None, percentile: float = 95.0, seed: int = 0,
+              gaussians: FeatureGaussians | None = None, features: str | None = None) -> Calibration:
+    """Standardise every component on x_train and put the threshold at its `percentile` of the combined
+    score. Fit `gaussians` on *other* training images than x_train, or the threshold comes out too low."""
+    c = components(model, cdm, x_train, seed, gaussians=gaussians)
+    names = [k for k in Components._fields if torch.isfinite(getattr(c, k)).all()]
     cal = Calibration(checkpoint, cdm_name, {k: float(getattr(c, k).mean()) for k in names},
                       {k: float(getattr(c, k).std()) or 1.0 for k in names}, dict(weights or OOD_COMPONENTS),
-                      percentile=percentile, train_images=len(x_train))
+                      percentile=percentile, train_images=len(x_train), features=features)
     cal.threshold = float(np.percentile(combine(c, cal).numpy(), percentile))
     return cal
 
@@ -166,8 +221,9 @@ class OODResult(NamedTuple):
 class Detector:
     """A calibrated OOD score for one joint checkpoint (and the CDM its calibration names)."""
 
-    def __init__(self, model: nn.Module, cal: Calibration, cdm: nn.Module | None = None):
-        self.model, self.cal, self.cdm = model, cal, cdm
+    def __init__(self, model: nn.Module, cal: Calibration, cdm: nn.Module | None = None,
+                 gaussians: FeatureGaussians | None = None):
+        self.model, self.cal, self.cdm, self.gaussians = model, cal, cdm, gaussians
 
     @classmethod
     def for_model(cls, model: nn.Module, checkpoint: str | Path, path: Path | None = None) -> "Detector | None":
@@ -181,10 +237,16 @@ class Detector:
             from .checkpoint import load
             cdm_path = Path(cal.cdm) if Path(cal.cdm).is_absolute() else ROOT / cal.cdm
             cdm = load(cdm_path, next(model.parameters()).device).eval()
-        return cls(model, cal, cdm)
+        gaussians = None
+        if cal.features:
+            f = Path(cal.features)
+            gaussians = FeatureGaussians.load(f if f.is_absolute() else ROOT / f)
+        return cls(model, cal, cdm, gaussians)
 
     def __call__(self, x: Tensor, seed: int = 0) -> OODResult:
-        c = components(self.model, self.cdm, x, seed)
+        """The score of x (N, C, H, W); components outside the score are computed too (the app shows the
+        complexity-corrected likelihood beside it)."""
+        c = components(self.model, self.cdm, x, seed, gaussians=self.gaussians)
         s = combine(c, self.cal)
         return OODResult(s, s <= self.cal.threshold, c, self.cal.threshold)
 

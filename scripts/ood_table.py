@@ -20,10 +20,12 @@ import torch
 import jdx
 from jdx.data import load_like
 from jdx.likelihood import auroc, unfamiliar_sets
-from jdx.ood import CALIBRATION_DIR, OOD_COMPONENTS, Calibration, Components, combine, components
+from jdx.ood import (CALIBRATION_DIR, OOD_COMPONENTS, Calibration, Components, FeatureGaussians, combine, components,
+                     pooled_features)
 
 RAW = {"cdm_bpd": "raw likelihood (bits/dim)", "png_bpd": "PNG bits/dim", "complexity": "bits/dim − PNG bits/dim",
-       "denoise_error": "x̂₀ error from t = 0.2 T", "disagreement": "classifier change across t"}
+       "denoise_error": "x̂₀ error from t = 0.2 T", "disagreement": "classifier change across t",
+       "feature_distance": "Mahalanobis distance of the classifier's features"}
 
 
 def main() -> None:
@@ -33,6 +35,8 @@ def main() -> None:
     p.add_argument("--train-n", type=int, default=500)
     p.add_argument("--test-n", type=int, default=1000)
     p.add_argument("--ood-n", type=int, default=200)
+    p.add_argument("--fit-n", type=int, default=2500, help="training images (after the first train-n) for the "
+                   "class-conditional feature Gaussians")
     p.add_argument("--percentile", type=float, default=95.0)
     p.add_argument("--weights", default=",".join(f"{k}={v}" for k, v in OOD_COMPONENTS.items()),
                    help="components of the score and their signs, e.g. complexity=1,denoise_error=1")
@@ -44,28 +48,35 @@ def main() -> None:
     test = load_like(model.info.data, "test").to_model(slice(0, args.test_n))
     train = load_like(model.info.data, "train").to_model(slice(0, args.train_n))
     sets = {"train": train, "test": test, **unfamiliar_sets(test, args.ood_n, seed=1)}
+    out = Path(args.out)
+    name = Path(args.ckpt).name
+    fit = load_like(model.info.data, "train")
+    fit_x = fit.to_model(slice(args.train_n, args.train_n + args.fit_n))
+    feats = torch.cat([pooled_features(model, fit_x[i:i + 250]) for i in range(0, len(fit_x), 250)])
+    gaussians = FeatureGaussians.fit(feats, fit.labels[args.train_n:args.train_n + args.fit_n], model.num_classes)
+    features_path = out / f"features-{name}.safetensors"
+    gaussians.save(features_path)
     cache = Path(args.cache)
     got = dict(np.load(cache)) if cache.is_file() else {}
     comps = {}
-    for name, x in sets.items():
-        keys = [f"{name}|{f}" for f in Components._fields]
-        if not all(k in got and len(got[k]) == len(x) for k in keys):
+    for set_name, x in sets.items():
+        missing = tuple(f for f in Components._fields if not (f"{set_name}|{f}" in got and len(got[f"{set_name}|{f}"]) == len(x)))
+        if missing:
             t0 = time.time()
-            c = components(model, cdm, x, seed=0)
-            got.update({f"{name}|{f}": getattr(c, f).numpy() for f in Components._fields})
+            c = components(model, cdm, x, seed=0, gaussians=gaussians, only=missing)
+            got.update({f"{set_name}|{f}": getattr(c, f).numpy() for f in missing})
             np.savez(cache, **got)
-            print(f"{name}: {len(x)} images, {time.time() - t0:.0f} s", flush=True)
-        comps[name] = Components(*(torch.from_numpy(got[f"{name}|{f}"]) for f in Components._fields))
+            print(f"{set_name}: {len(x)} images, {', '.join(missing)}: {time.time() - t0:.0f} s", flush=True)
+        comps[set_name] = Components(*(torch.from_numpy(got[f"{set_name}|{f}"]) for f in Components._fields))
 
     weights = {k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(","))}
     tr = comps["train"]
     cal = Calibration(str(Path(args.ckpt)), str(Path(args.cdm)),
                       {k: float(getattr(tr, k).mean()) for k in Components._fields},
                       {k: float(getattr(tr, k).std()) for k in Components._fields}, weights,
-                      percentile=args.percentile, train_images=len(train))
+                      percentile=args.percentile, train_images=len(train),
+                      features=str(features_path.resolve().relative_to(Path.cwd().resolve())))
     cal.threshold = float(np.percentile(combine(tr, cal).numpy(), args.percentile))
-    out = Path(args.out)
-    name = Path(args.ckpt).name
     cal.save(out / f"calibration-{name}.json")
 
     score = {k: combine(c, cal) for k, c in comps.items()}
@@ -75,7 +86,7 @@ def main() -> None:
     table["score"] = {s: auroc(score["test"], score[s]) for s in sets if s not in ("train", "test")}
     table["flagged"] = {s: float((score[s] > cal.threshold).float().mean()) for s in sets}
     report = {"checkpoint": name, "cdm": Path(args.cdm).name, "weights": weights, "threshold": cal.threshold,
-              "percentile": args.percentile, "train_n": args.train_n, "test_n": args.test_n, "ood_n": args.ood_n,
+              "percentile": args.percentile, "train_n": args.train_n, "fit_n": args.fit_n, "test_n": args.test_n, "ood_n": args.ood_n,
               "auroc": table}
     (out / f"auroc-{name}.json").write_text(json.dumps(report, indent=1))
     ood = [s for s in sets if s not in ("train", "test")]
@@ -86,7 +97,8 @@ def main() -> None:
         lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {min(vals):.3f} |")
     flagged = ", ".join(f"{s} {v:.1%}" for s, v in table["flagged"].items())
     md = (f"OOD AUROC (test images vs. each set; higher score = OOD), {name} + {Path(args.cdm).name}; "
-          f"{args.test_n} test, {args.ood_n} per set; threshold = {args.percentile:g}th percentile of "
+          f"{args.test_n} test, {args.ood_n} per set; feature Gaussians fitted on training images "
+          f"{args.train_n}…{args.train_n + args.fit_n - 1}; threshold = {args.percentile:g}th percentile of the first "
           f"{args.train_n} training images = {cal.threshold:.3f}\n\n" + "\n".join(lines)
           + f"\n\nFlagged as OOD: {flagged}\n")
     (out / f"auroc-{name}.md").write_text(md)
