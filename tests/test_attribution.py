@@ -2,7 +2,6 @@
 and `jdx attribute` through the CLI."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
