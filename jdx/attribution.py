@@ -65,10 +65,10 @@ def noisy_gradient_x_input(model: nn.Module, x: Tensor, target, t: int = 0, seed
     total = torch.zeros_like(x)
     for f in levels:
         t_ = max(1, int(round(f * T)))
-        for _ in range(draws):
-            eps = torch.randn(x.shape, generator=g).to(x.device)
-            x_t = model.schedule.noise_to(x, t_, eps)
-            total += _gradient(model, x_t, k, t_) * model.schedule.alpha_bar[t_].sqrt()
+        eps = torch.cat([torch.randn(x.shape, generator=g) for _ in range(draws)]).to(x.device)   # (draws·B, C, H, W)
+        x_t = model.schedule.noise_to(x.repeat(draws, 1, 1, 1), t_, eps)
+        grad = _gradient(model, x_t, k.repeat(draws), t_) * model.schedule.alpha_bar[t_].sqrt()
+        total += grad.view(draws, *x.shape).sum(0)
     return (total / (len(levels) * draws) * x).sum(1)
 
 
@@ -77,10 +77,9 @@ def smoothgrad_signed(model: nn.Module, x: Tensor, target, t: int = 0, seed: int
     """SmoothGrad without the absolute value (Smilkov et al. 2017): E_ε[∇ₓ logit(x + ε)], ε ~ N(0, σ²)."""
     g = torch.Generator().manual_seed(seed)
     k = _targets(target, len(x), x.device)
-    total = torch.zeros_like(x)
-    for _ in range(samples):
-        total += _gradient(model, x + stdev * torch.randn(x.shape, generator=g).to(x.device), k, t)
-    return (total / samples).sum(1)
+    eps = torch.cat([torch.randn(x.shape, generator=g) for _ in range(samples)]).to(x.device)  # (samples·B, C, H, W)
+    grad = _gradient(model, x.repeat(samples, 1, 1, 1) + stdev * eps, k.repeat(samples), t)
+    return grad.view(samples, *x.shape).mean(0).sum(1)
 
 
 def occlusion(model: nn.Module, x: Tensor, target, t: int = 0, seed: int = 0, window: int = 4,
