@@ -14,8 +14,9 @@ import torch
 
 from . import checkpoint
 from .checkpoint import CheckpointError
+from .attribution import DEFAULT as ATTRIBUTION_DEFAULT
 from .counterfactual import DEFAULT as CF_DEFAULT, METHODS as CF_METHODS, PER_METHOD as CF_PER_METHOD
-from .data import DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
+from .data import PREPROCESS, DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
 from .device import cpu_threads, device_name, pick_device
 from .protocols import Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser, supports
 from .train import TrainConfig
@@ -74,11 +75,11 @@ def load_model(path: str, device: torch.device, verify: bool = True):
     return checkpoint.load(path, device, verify)
 
 
-def model_input(model, path: str) -> tuple[torch.Tensor, "Prepared"]:
+def model_input(model, path: str, preprocess: str = "auto") -> tuple[torch.Tensor, "Prepared"]:
     """An image file prepared for this checkpoint's size and channels: (1, C, H, W) in [−1, 1], and the
-    preparation (to map an edit back onto the original)."""
+    preparation (what was done, and how to map an edit back onto the original)."""
     c = model.info.data
-    prep = prepare_image(path, c.get("image_size", 28), c.get("channels", 1))
+    prep = prepare_image(path, c.get("image_size", 28), c.get("channels", 1), preprocess=preprocess)
     return prep.pixels[None].float() / 127.5 - 1, prep
 
 
@@ -228,18 +229,24 @@ def likelihood_report(args, model, test, device) -> dict:
 
 def cmd_likelihood(args) -> None:
     from .likelihood import bits_per_dim
+    from .ood import png_bits_per_dim
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
     if not (supports(model, Denoiser) and "image_size" in model.info.data):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: bits/dim needs an image diffusion model "
                          "(a Denoiser: cdm, ddpm or joint checkpoint)")
     for path in args.images:
-        x, _ = model_input(model, path)
+        x, prep = model_input(model, path, args.preprocess)
         bpd, method = bits_per_dim(model, x, args.seed, progress=not args.json)
+        png = float(png_bits_per_dim(x)[0])
         if args.json:
-            print(json.dumps({"image": path, "bpd": round(float(bpd[0]), 5), "method": method}))
+            print(json.dumps({"image": path, "bpd": round(float(bpd[0]), 5), "method": method,
+                              "png_bpd": round(png, 5), "complexity_corrected": round(float(bpd[0]) - png, 5),
+                              **prep.record()}))
         else:
-            print(f"{path}: {float(bpd[0]):.3f} bits/dim ({method})")
+            done = "; ".join(prep.steps) or "no preprocessing"
+            print(f"{path}: {float(bpd[0]):.3f} bits/dim ({method}); PNG {png:.3f} bits/dim, corrected "
+                  f"{float(bpd[0]) - png:+.3f}   [{done}]")
 
 
 def cmd_probe(args) -> None:
@@ -320,22 +327,67 @@ def mdm_images(args, model, device) -> torch.Tensor:
 
 
 def cmd_predict(args) -> None:
+    from .ood import Detector
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
     if not supports(model, ImageClassifier):
         raise UsageError(f"{args.ckpt} is a {model.kind} model: it has no classifier")
     names = model.info.class_names
+    detector = None
+    if args.ood and supports(model, Classifier):
+        detector = Detector.for_model(model, args.ckpt, args.ood_calibration)
+        if detector is None and args.ood_calibration:
+            raise UsageError(f"{args.ood_calibration}: no such OOD calibration file")
     g = torch.Generator().manual_seed(args.seed)
     for path in args.images:
-        x, _ = model_input(model, path)
+        x, prep = model_input(model, path, args.preprocess)
         probs = model.predict(x.to(device), args.t, generator=g)[0].cpu()
         k = int(probs.argmax())
+        ood = detector(x.to(device), args.seed) if detector is not None else None
         if args.json:
-            print(json.dumps({"image": path, "label": names[k], "index": k,
-                              "probs": [round(float(p), 6) for p in probs]}))
+            line = {"image": path, "label": names[k], "index": k, "probs": [round(float(p), 6) for p in probs]}
+            if ood is not None:
+                line.update({"ood_score": round(float(ood.score[0]), 4), "in_distribution": bool(ood.in_distribution[0]),
+                             "ood_threshold": round(ood.threshold, 4)})
+            print(json.dumps({**line, **prep.record()}))
         else:
             top = probs.argsort(descending=True)[:3].tolist()
             print(f"{path}: {names[k]} ({probs[k]:.1%})   " + ", ".join(f"{names[i]} {probs[i]:.1%}" for i in top[1:]))
+            if prep.steps:
+                print(f"    preprocessed: {'; '.join(prep.steps)}")
+            if ood is not None and not bool(ood.in_distribution[0]):
+                print(f"    warning: unlike the training data (OOD score {float(ood.score[0]):.2f} > threshold "
+                      f"{ood.threshold:.2f}); the prediction is not to be trusted")
+
+
+def cmd_attribute(args) -> None:
+    from .attribution import METHODS, attribute, to_png
+    device = _seed_and_device(args)
+    model = load_model(args.ckpt, device, args.verify)
+    if not supports(model, Classifier, ImageClassifier):
+        raise UsageError(f"{args.ckpt} is a {model.kind} model: attributions need a classifier at noise levels "
+                         "(a joint checkpoint)")
+    if args.method not in METHODS:
+        raise UsageError(f"unknown method {args.method!r}; choose from: {', '.join(METHODS)}")
+    names = model.info.class_names
+    target = resolve_class(args.target, names) if args.target is not None else None
+    T = model.schedule.T
+    if not 0 <= args.t <= T:
+        raise UsageError(f"--t must be in 0…{T}, got {args.t}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        x, prep = model_input(model, path, args.preprocess)
+        maps, k = attribute(model, x.to(device), target, args.method, args.t, args.seed)
+        a = maps[0].numpy().astype(np.float32)
+        stem = out / Path(path).stem
+        np.save(stem.with_suffix(".npy"), a)
+        to_png(a, stem.with_suffix(".png"))
+        line = {"image": path, "method": args.method, "target": names[int(k[0])], "index": int(k[0]), "t": args.t,
+                "npy": str(stem.with_suffix(".npy")), "png": str(stem.with_suffix(".png")),
+                "attributes": "raw logit", **prep.record()}
+        print(json.dumps(line) if args.json else f"{path}: {args.method} of the {names[int(k[0])]} logit → "
+              f"{line['npy']}, {line['png']}")
 
 
 def cmd_counterfactual(args) -> None:
@@ -404,6 +456,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="PyTorch CPU threads (default: $JDX_THREADS, else the cores other processes leave idle)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="load checkpoints without checking their weights' hash (e.g. a hand-written JSON without one)")
+
+
+def _preprocess_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preprocess", default="auto", choices=list(PREPROCESS),
+                   help="auto (default): a model-sized image is inverted if its background is light, any other "
+                   "picture goes through the photo pipeline (background, invert, crop, pad, resize); invert: "
+                   "only invert a light background; none: pad and resize only. The JSON records what was done")
 
 
 def _class_options(p: argparse.ArgumentParser) -> None:
@@ -523,7 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("likelihood", help="bits/dim of images: one pass for a CDM, the variational bound otherwise")
     p.add_argument("ckpt")
     p.add_argument("images", nargs="+")
-    p.add_argument("--json", action="store_true", help='one JSON object per line: {"image": path, "bpd": x}')
+    p.add_argument("--json", action="store_true", help='one JSON object per line: {"image": path, "bpd": x, '
+                   '"png_bpd", "complexity_corrected", "preprocess", "inverted", "cropped", "steps"}')
+    _preprocess_option(p)
     _common(p)
     p.set_defaults(func=cmd_likelihood)
 
@@ -540,9 +601,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ckpt")
     p.add_argument("images", nargs="+")
     p.add_argument("--t", type=int, default=0, help="noise the image to t first (default 0)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--json", action="store_true", help="one JSON object per line (with ood_score, in_distribution "
+                   "and what preprocessing did)")
+    p.add_argument("--no-ood", dest="ood", action="store_false", help="skip the out-of-distribution score")
+    p.add_argument("--ood-calibration", default=None,
+                   help="OOD calibration JSON (default: assets/results/ood/calibration-NAME.json)")
+    _preprocess_option(p)
     _common(p)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("attribute", help="attribution maps of the classifier's raw logit (.npy + .png per image)")
+    p.add_argument("ckpt")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--method", default=ATTRIBUTION_DEFAULT,
+                   help=f"default {ATTRIBUTION_DEFAULT!r}; see README for the randomisation-check table")
+    p.add_argument("--target", default=None, help="class index or name (default: the predicted class)")
+    p.add_argument("--t", type=int, default=0, help="explain the classifier at noise level t (default 0)")
+    p.add_argument("--out", required=True, help="folder for STEM.npy (float32 H×W, signed) and STEM.png")
+    p.add_argument("--json", action="store_true")
+    _preprocess_option(p)
+    _common(p)
+    p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser("counterfactual", help="visual counterfactual: the smallest edit the classifier calls TARGET")
     p.add_argument("ckpt")

@@ -179,24 +179,56 @@ class Prepared(NamedTuple):
     pixels: Tensor             # (C, size, size) uint8, prepared as the training data are
     original: Image.Image      # the decoded image (first frame), in its own mode and size
     inverted: bool             # light background → inverted to match the data's dark background
-    box: tuple[int, int, int, int]  # where the original sits in the padded square (left, top, right, bottom)
+    box: tuple[int, int, int, int]  # where the original (or its crop) sits in the padded square (l, t, r, b)
+    crop: tuple[int, int, int, int] | None = None   # the object's box in the original, when cropped
+    steps: tuple[str, ...] = ()                     # what was done, in words (the CLI's JSON, the app)
+    stages: tuple = ()                              # ((caption, small PIL image), …) of the photo pipeline
+    preprocess: str = "auto"
+
+    def record(self) -> dict:
+        """What was done, for a JSON line: {"preprocess", "inverted", "cropped", "steps"}."""
+        return {"preprocess": self.preprocess, "inverted": self.inverted, "cropped": self.crop is not None,
+                "steps": list(self.steps)}
 
 
-def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: bool = True) -> Prepared:
+PREPROCESS = ("auto", "invert", "none")   # invert: only the inversion of a light background (the old pipeline)
+
+
+def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: bool = True,
+                  preprocess: str = "auto") -> Prepared:
     """Any image → (C, size, size) uint8, prepared as the training data are.
 
-    Non-square images are padded to a square with their border colour (no distortion), then resized with
-    antialiasing. Fashion-MNIST shows bright objects on black; with auto_invert a picture on a light
-    background (a product photo, a drawing on white) is inverted so that it matches.
+    preprocess="auto": an image already at the model's size is only inverted if its background is light
+    (Fashion-MNIST shows bright objects on black); any other picture goes through the photo pipeline
+    (jdx.photo: background from the border, invert if light, suppress background and shadow, crop to the
+    object, pad to a square, resize). preprocess="invert": invert a light background, pad to a square with
+    the border colour and resize. preprocess="none" (or auto_invert=False): pad and resize, nothing else.
+    The result records every step.
     """
+    if preprocess not in PREPROCESS:
+        raise DataError(f"preprocess must be one of {', '.join(PREPROCESS)}, not {preprocess!r}")
+    if not auto_invert:
+        preprocess = "none"
     original = open_image(source)
     img = _to_8bit(original)
     img = img.convert("L") if channels == 1 else img.convert("RGB")
+    if preprocess == "auto" and img.size != (image_size, image_size):
+        from .photo import fashion_mnist_view
+        view = fashion_mnist_view(img)
+        arr = np.asarray(view.image.resize((image_size, image_size), Image.Resampling.LANCZOS), dtype=np.uint8)
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        steps = tuple(view.steps) + (f"resized to {image_size}×{image_size}",)
+        stages = tuple(view.stages) + ((f"model input {image_size}×{image_size}", Image.fromarray(
+            arr[0] if channels == 1 else arr.transpose(1, 2, 0)).resize((96, 96), Image.Resampling.NEAREST)),)
+        return Prepared(torch.from_numpy(arr.copy()), original, view.inverted, view.box, view.crop, steps, stages,
+                        preprocess)
     a = np.asarray(img).reshape(img.height, img.width, -1)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])          # (n, C) border pixels
-    inverted = bool(auto_invert and border.mean() > 127)
+    inverted = bool(preprocess != "none" and border.mean() > 127)
+    steps = []
     if inverted:
         img, border = ImageOps.invert(img), 255 - border
+        steps.append("inverted (light background → dark, as in Fashion-MNIST)")
     w, h = img.size
     side = max(w, h)
     box = ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
@@ -205,21 +237,35 @@ def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: 
         square = Image.new(img.mode, (side, side), fill[0] if channels == 1 else fill)
         square.paste(img, box[:2])
         img = square
-    img = img.resize((image_size, image_size), Image.Resampling.LANCZOS)
+        steps.append(f"padded to a {side}×{side} square with the border colour")
+    if img.size != (image_size, image_size):
+        img = img.resize((image_size, image_size), Image.Resampling.LANCZOS)
+        steps.append(f"resized to {image_size}×{image_size}")
     arr = np.asarray(img, dtype=np.uint8)
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return Prepared(torch.from_numpy(arr.copy()), original, inverted, box)
+    return Prepared(torch.from_numpy(arr.copy()), original, inverted, box, None, tuple(steps), (), preprocess)
 
 
-def image_to_uint8(source, image_size: int = 28, channels: int = 1, auto_invert: bool = True) -> Tensor:
-    return prepare_image(source, image_size, channels, auto_invert).pixels
+def image_to_uint8(source, image_size: int = 28, channels: int = 1, auto_invert: bool = True,
+                   preprocess: str = "auto") -> Tensor:
+    return prepare_image(source, image_size, channels, auto_invert, preprocess).pixels
 
 
 def restore_like(x: Tensor, prepared: Prepared) -> Image.Image:
     """A model-space image (C, size, size) → the original's size and mode (undo pad, resize and inversion)."""
     img = to_pil(x)
-    side = max(prepared.original.size)
-    img = img.resize((side, side), Image.Resampling.BICUBIC).crop(prepared.box)
+    if prepared.crop is not None:          # the model saw a crop: paste the edit back where the object was
+        l, t, r, b = prepared.crop
+        side = max(r - l, b - t)
+        patch = img.resize((side, side), Image.Resampling.BICUBIC).crop(prepared.box)
+        base = _to_8bit(prepared.original).convert(img.mode)
+        if prepared.inverted:
+            base = ImageOps.invert(base)
+        base.paste(patch, (l, t))
+        img = base
+    else:
+        side = max(prepared.original.size)
+        img = img.resize((side, side), Image.Resampling.BICUBIC).crop(prepared.box)
     if prepared.inverted:
         img = ImageOps.invert(img)
     mode = prepared.original.mode
@@ -234,9 +280,10 @@ def restore_like(x: Tensor, prepared: Prepared) -> Image.Image:
     return img.convert(mode) if mode in ("L", "RGB", "P", "CMYK", "1") else img.convert("RGB")
 
 
-def image_to_input(source, image_size: int = 28, channels: int = 1, auto_invert: bool = True) -> Tensor:
+def image_to_input(source, image_size: int = 28, channels: int = 1, auto_invert: bool = True,
+                   preprocess: str = "auto") -> Tensor:
     """Any image → model input (1, C, size, size) in [−1, 1], normalised exactly as training data."""
-    return image_to_uint8(source, image_size, channels, auto_invert)[None].float() / 127.5 - 1
+    return image_to_uint8(source, image_size, channels, auto_invert, preprocess)[None].float() / 127.5 - 1
 
 
 def to_uint8(x: Tensor) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""What the joint model does with one image, as tensors an explainer can draw:
-captum attributions of the shared classifier, the prediction as the image is noised (robustness), and the
-three gradients that steer sampling at a noise level t (guidance, ε̂, score)."""
+"""What the joint model does with one image, as tensors an explainer can draw: captum attributions of the
+shared classifier's raw logits (the sanity-checked methods are in jdx.attribution), the prediction as the
+image is noised (robustness), and the three gradients that steer sampling at a noise level t (guidance,
+ε̂, score)."""
 from __future__ import annotations
 
 import threading
@@ -23,8 +24,10 @@ def _logits_fn(model: nn.Module, t: int):
 
 
 def integrated_gradients(model: nn.Module, x: Tensor, target: int, t: int = 0, n_steps: int = 32) -> Tensor:
-    """Integrated Gradients (Sundararajan et al. 2017) of log-odds for `target`, from the black image
-    (the data's background, −1) to x. Returns (B, C, H, W); the attributions sum to logit(x) − logit(black)."""
+    """Integrated Gradients (Sundararajan et al. 2017) of the raw logit of `target` (not log-odds, not the
+    probability), from the black image (the data's background, −1) to x. Returns (B, C, H, W); the
+    attributions sum to logit(x) − logit(black). This baseline FAILS the model-randomisation check: x − black
+    is 0 on every background pixel, so the map outlines the input whatever the weights (jdx.attribution)."""
     from captum.attr import IntegratedGradients
     ig = IntegratedGradients(_logits_fn(model, t))
     return ig.attribute(x, baselines=torch.full_like(x, -1.0), target=target, n_steps=n_steps,
@@ -42,7 +45,9 @@ def smoothgrad(model: nn.Module, x: Tensor, target: int, t: int = 0, samples: in
                                 stdevs=stdev * 2.0, target=target).detach()     # images span 2 units
 
 
-ATTRIBUTIONS = {"Integrated Gradients": integrated_gradients, "SmoothGrad": smoothgrad}
+# The app's attributions now come from jdx.attribution (methods measured with the randomisation check);
+# these two stay for their tests and as the failing examples the check is taught with.
+ATTRIBUTIONS = {"Integrated Gradients (black baseline)": integrated_gradients, "SmoothGrad (|gradient|)": smoothgrad}
 
 
 @torch.no_grad()

@@ -91,7 +91,8 @@ def test_every_endpoint_is_named(client):
 
 
 def test_predict_attribute_robustness(client, images):
-    label, seen = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/predict")
+    label, seen, ood_note, stages = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/predict")
+    assert "training data" in ood_note and "What was done to your upload" in ood_note and len(stages) >= 1
     assert {c["label"] for c in label["confidences"]} == {"square", "vbar", "hbar"}
     assert abs(sum(c["confidence"] for c in label["confidences"]) - 1) < 1e-4
     assert Image.open(seen).size == (224, 224)                       # 16×16 enlarged ×14, nearest
@@ -209,7 +210,7 @@ def test_example_and_drawing(client, tmp_path):
 
 @pytest.mark.parametrize("kind", ["rgba", "16bit", "animated"])
 def test_unusual_images_work(client, images, kind):
-    label, _ = client.predict("tiny-joint", handle_file(str(images[kind])), api_name="/predict")
+    label, *_ = client.predict("tiny-joint", handle_file(str(images[kind])), api_name="/predict")
     assert label["label"] in {"square", "vbar", "hbar"}
 
 
@@ -219,7 +220,7 @@ def test_unusual_images_work(client, images, kind):
 def test_bad_uploads_get_a_clear_message_and_the_app_keeps_serving(client, images, kind, message):
     with pytest.raises(AppError, match=message):
         client.predict("tiny-joint", handle_file(str(images[kind])), api_name="/predict")
-    label, _ = client.predict("tiny-joint", handle_file(str(images["hbar"])), api_name="/predict")
+    label, *_ = client.predict("tiny-joint", handle_file(str(images["hbar"])), api_name="/predict")
     assert label["label"] in {"square", "vbar", "hbar"}
 
 
@@ -250,7 +251,7 @@ def test_many_clients_get_the_answers_they_get_alone(app_url, images):
     def run(job):
         path, k, seed = job
         c = clients[seed]
-        label, _ = c.predict("tiny-joint", handle_file(str(path)), api_name="/predict")
+        label, *_ = c.predict("tiny-joint", handle_file(str(path)), api_name="/predict")
         w = [0, 0, 0]
         w[(k + 1) % 3] = 1
         cf = c.predict("tiny-joint", handle_file(str(path)), 30, 20, seed, *w, api_name="/counterfactual")

@@ -8,6 +8,7 @@ import torch
 
 from ..cdm import dequantize
 from .compute import on_compute_thread
+from ..ood import calibration_for_cdm, png_bits_per_dim
 from . import models, plots
 from .pictures import big, channel_mean
 
@@ -17,8 +18,15 @@ EXPLAIN = """**A classifier of noise levels.** This network (a CDM) never sees t
 image to t and see whether it guesses right. Two facts turn this classifier into a full diffusion model:
 **its gradient is a denoiser** — with F(x, t) = log p(T+1 | x) − log p(t | x), the predicted noise is
 ε̂ = √(1−ᾱ_t) · (∇ₓF + x) — shown beside the diffusion model's own x̂₀; and **one pass gives the exact
-likelihood** log p(x) = f₀(x) − f_{T+1}(x) − ½‖x‖² − (d/2) log 2π of your (clean) image, in bits per pixel:
-lower is more typical. Clothes sit where the test images do; photos, scribbles and noise sit to the right."""
+likelihood** log p(x) = f₀(x) − f_{T+1}(x) − ½‖x‖² − (d/2) log 2π of your (clean) image, in bits per pixel.
+
+**Likelihood is not "looks like clothes".** Lower bits/dim means the model compresses the image well —
+and *simple* pictures (a few flat shapes, a constant image, a drawing) compress well under any model, so
+they get **lower** bits/dim than real clothes: raw likelihood ranks random shapes as *more* typical than the
+test images (see the table in the README). The fix (Serrà et al., ICLR 2020) subtracts how well a
+general-purpose compressor does: **corrected = bits/dim − PNG's bits/dim**. A clothing image is one this
+model compresses much better than PNG does (a low corrected score); a simple shape is compressed well by
+both, so its corrected score is high. The summary gives both numbers for your image."""
 
 
 def _pick_cdm(name: str):
@@ -55,6 +63,7 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
     clean = dequantize(x0.cpu(), torch.Generator().manual_seed(int(seed))).to(x0.device)
     with torch.no_grad():
         bpd = float(cdm.bits_per_dim(clean)[0])
+    png = float(png_bits_per_dim(x0)[0])
     metrics = cdm.info.metrics
 
     expected_t = float((np.arange(len(probs)) * probs).sum())
@@ -68,10 +77,23 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
     summary = (f"True t = {t}; the classifier's guess: argmax {int(probs.argmax())}, mean {expected_t:.0f}. "
                f"x̂₀ error (MSE, [−1, 1] units): CDM {errors[0]:.4f}"
                + (f", {other.info.name} {errors[1]:.4f}" if other else "")
-               + f". Your image: **{bpd:.2f} bits/dim**"
-               + (f" (test images: mean {metrics['nll_bpd']:.2f})" if "nll_bpd" in metrics else "") + ".")
+               + f". Your image: raw likelihood **{bpd:.2f} bits/dim**"
+               + (f" (test images: mean {metrics['nll_bpd']:.2f})" if "nll_bpd" in metrics else "")
+               + f"; PNG needs {png:.2f} bits/dim, so the complexity-corrected score is **{bpd - png:+.2f}**"
+               + _corrected_reference(cdm_name, bpd - png) + ".")
     ddm_img = big(figs_x0[1][0]) if other else None
     return big(x_t[0]), big(x0_cdm[0]), ddm_img, level_fig, grad_fig, bpd_fig, summary
+
+
+def _corrected_reference(cdm_name: str, corrected: float) -> str:
+    """How the corrected score compares with training images, when a calibration uses this CDM."""
+    cal = calibration_for_cdm(cdm_name)
+    if cal is None or "complexity" not in cal.mean:
+        return ""
+    m, s = cal.mean["complexity"], cal.std["complexity"]
+    z = (corrected - m) / s
+    verdict = "like the training images" if z <= 2 else "unlike the training images (simpler or stranger than clothes)"
+    return f" (training images: {m:+.2f} ± {s:.2f}; yours is {z:+.1f} σ from them: {verdict})"
 
 
 def build(model_box: gr.Dropdown, image: gr.Image) -> None:

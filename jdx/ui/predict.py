@@ -1,22 +1,35 @@
-"""Predict view: p(y | x) from the joint model's shared classifier, what the model sees, captum
-attributions, and how the prediction holds up as the image is noised from t = 0 to T."""
+"""Predict view: p(y | x) from the joint model's shared classifier, what the model sees (and each step of
+preparing an upload), whether the picture is like the training data at all (the OOD score), attributions
+that pass the model-randomisation check, and how the prediction holds up as the image is noised."""
 from __future__ import annotations
+
+from functools import lru_cache
 
 import gradio as gr
 import numpy as np
+import torch
 
-from ..explain import ATTRIBUTIONS, noise_robustness
+from ..attribution import DEFAULT, attribute as attribution_maps, sanity_label
+from ..data import DataError, prepare_image
+from ..explain import noise_robustness
+from ..ood import Detector, standardised
 from . import compute
 from .compute import on_compute_thread
 from . import models, plots
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** The same network that removes noise also says what the picture is: its
-encoder's features feed a small classifier. *Attributions* colour the pixels that pushed the score of a
-class up (red) or down (blue): **Integrated Gradients** adds up the gradient along a path from a black
-image to yours; **SmoothGrad** averages the gradient's size over many slightly noisy copies. The
-*robustness* plot noises your image more and more (t from 0 to T) and asks the classifier again — a
-diffusion classifier is trained on noisy images too, so its belief fades gradually instead of collapsing."""
+encoder's features feed a small classifier. *Attributions* colour the pixels that pushed the raw score
+(logit) of a class up (red) or down (blue). **Expected gradients** (the default) averages Integrated
+Gradients over random noise baselines; **noisy gradient × input** averages the gradient over noised
+copies of your image. An explanation must depend on the model: each title says whether the method passes
+the *randomisation check* — re-draw the classifier's weights and the map must change (Adebayo et al.
+2018). **Integrated Gradients from a black image fails it**: it is zero on every background pixel whatever
+the weights, so it mostly outlines your picture; it is shown to teach that. The *robustness* plot noises
+your image more and more (t from 0 to T) and asks the classifier again. A classifier always names one of
+its classes — the **OOD check** below the label says whether your picture is like the training data at all."""
+
+APP_METHODS = (DEFAULT, "noisy gradient × input", "Integrated Gradients (black baseline)")
 
 
 def _probs(model_name: str, x):
@@ -27,23 +40,65 @@ def _probs(model_name: str, x):
 _BATCHED = compute.Batcher(_probs)
 
 
+def _prepared(model, image):
+    """The upload → Prepared (pixels and every preprocessing step), or a clear message."""
+    if image is None:
+        raise gr.Error(models.NO_IMAGE)
+    data = model.info.data
+    try:
+        return prepare_image(image, data.get("image_size", 28), data.get("channels", 1))
+    except DataError as e:
+        raise gr.Error(str(e).replace(str(image), "the uploaded file")) from e
+
+
+@lru_cache(maxsize=8)
+def _detector(model) -> Detector | None:
+    """The model's OOD detector (loaded models are cached, so is this), or None without a calibration."""
+    return Detector.for_model(model, model.info.path)
+
+
+def ood_note(model, x: torch.Tensor) -> str:
+    """A sentence (Markdown) on whether x is like the training data, with the score and what it means."""
+    det = _detector(model)
+    if det is None:
+        return "*No out-of-distribution calibration for this checkpoint: the app cannot say whether your " \
+               "picture is like the training data.*"
+    r = det(x)
+    score, thr = float(r.score[0]), r.threshold
+    z = {k: float(v[0]) for k, v in standardised(r.components, det.cal).items()}
+    why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f} σ" for k, v in z.items())
+    if not bool(r.in_distribution[0]):
+        return (f"### ⚠️ This picture is unlike the training data\nOOD score **{score:.2f}** > threshold {thr:.2f} "
+                f"({det.cal.percentile:.0f} % of training images score below it; {why}). The classifier must still "
+                "name one of its classes, so **the label above means little here**.")
+    return (f"✅ Like the training data: OOD score {score:.2f} ≤ threshold {thr:.2f} "
+            f"({det.cal.percentile:.0f} % of training images score below it; {why}).")
+
+
 def predict(model_name: str, image):
-    """→ ({class: probability}, the 28×28 model input enlarged)."""
+    """→ ({class: probability}, the model input enlarged, OOD note, preprocessing stages)."""
     model = compute.run(lambda: models.require_classifier(models.get(model_name)))
-    x = models.image_input(model, image)          # here, not in the batch: a bad upload fails alone
+    prep = _prepared(model, image)          # here, not in the batch: a bad upload fails alone
+    x = (prep.pixels[None].float() / 127.5 - 1).to(next(model.parameters()).device)
     probs = _BATCHED(model_name, x)[0].numpy()
-    return {n: float(p) for n, p in zip(model.info.class_names, probs)}, big(x[0])
+    note = compute.run(lambda: ood_note(model, x))
+    done = "; ".join(prep.steps) if prep.steps else "nothing: the upload already looks like the training images"
+    stages = [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "model input (as uploaded)")]
+    return ({n: float(p) for n, p in zip(model.info.class_names, probs)}, big(x[0]),
+            f"{note}\n\n**What was done to your upload:** {done}.", stages)
 
 
 @on_compute_thread
 def attribute(model_name: str, image, target: str = "predicted class"):
-    """Integrated Gradients and SmoothGrad for the predicted or the chosen class, over the model input."""
+    """Sanity-checked attributions (and the failing black-baseline IG, labelled) of the raw logit of the
+    predicted or the chosen class, over the model input."""
     model = models.require_classifier(models.get(model_name))
     x = models.image_input(model, image)
     names = model.info.class_names
     k = int(model.predict(x)[0].argmax()) if target in (None, "", "predicted class") else _index(names, target)
-    maps = [channel_mean(f(model, x, k)) for f in ATTRIBUTIONS.values()]
-    return plots.overlays(channel_mean(x), maps, [f"{m} — {names[k]}" for m in ATTRIBUTIONS])
+    maps = [attribution_maps(model, x, k, m)[0][0].numpy() for m in APP_METHODS]
+    titles = [f"{m} — {names[k]} logit\n{sanity_label(m, model.info.name)}" for m in APP_METHODS]
+    return plots.overlays(channel_mean(x), maps, titles)
 
 
 @on_compute_thread
@@ -71,6 +126,9 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     with gr.Row():
         with gr.Column(scale=1):
             label = gr.Label(num_top_classes=5, label="p(y | x) — the joint model's classifier")
+            note = gr.Markdown(elem_id="predict-ood")
+            stages = gr.Gallery(label="what the model sees and why: each step of preparing your upload",
+                                columns=6, height=130, object_fit="contain", elem_id="predict-stages")
             seen = gr.Image(label="what the model sees (28×28, enlarged)", format="png", interactive=False,
                             elem_classes="pixelated", height=240)
         with gr.Column(scale=2, elem_id="predict-plots"):
@@ -80,7 +138,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
             robust = gr.Plot(label="prediction vs. noise level", show_label=False)
     run = gr.Button("Classify", variant="primary", elem_id="predict-btn")
     inputs = [model_box, image]
-    gr.on([run.click, image.change, model_box.change], models.if_image(predict, 2), inputs, [label, seen],
+    gr.on([run.click, image.change, model_box.change], models.if_image(predict, 4), inputs, [label, seen, note, stages],
           api_name="predict", concurrency_limit=PREDICT_CONCURRENCY) \
         .success(models.if_image(attribute, 1, warn=False), inputs + [target], attr, api_name="attribute") \
         .success(models.if_image(robustness, 1, warn=False), inputs, robust, api_name="robustness")
