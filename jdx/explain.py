@@ -10,6 +10,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
+from .protocols import Classifier, supports
 from .guidance import class_mixture_grad, one_hot
 
 # captum's NoiseTunnel draws from torch's global generator; seeding it is only reproducible if no other
@@ -83,10 +84,10 @@ def gradient_views(model: nn.Module, x: Tensor, t: int, target: int | None, seed
     t_eps = max(t, 1)
     with torch.no_grad():
         eps_hat = model.eps(x_t, torch.full((1,), t_eps, device=x.device)).float()
-    sigma = (1 - model.schedule.alpha_bar[t_eps]).sqrt()
+    sigma = model.schedule.sigma(t_eps)
     score = -eps_hat / sigma
     x0_hat = model.schedule.x0_from_eps(x_t, t_eps, eps_hat).clamp(-1, 1)
-    if target is not None and hasattr(model, "classify"):
+    if target is not None and supports(model, Classifier):
         grad = class_mixture_grad(model.classify, one_hot(target, model.num_classes))(x_t, t)
     else:
         grad = torch.zeros_like(x_t)

@@ -3,6 +3,8 @@ gradient is a denoiser (Thm 3.1) and whose two extreme outputs give the exact li
 from __future__ import annotations
 
 import gradio as gr
+
+from ..protocols import NoiseLevelClassifier, supports
 import numpy as np
 import torch
 
@@ -31,7 +33,7 @@ both, so its corrected score is high. The summary gives both numbers for your im
 
 def _pick_cdm(name: str):
     model = models.get(name)
-    if model.info.kind not in CDM_KINDS:
+    if not supports(model, NoiseLevelClassifier):
         raise gr.Error(f"{name} is a {model.info.kind} model; pick a noise-level classifier (cdm) checkpoint")
     return model
 
