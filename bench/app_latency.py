@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from jdx.counterfactual import DEFAULT as CF          # the app's default method and settings
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -55,7 +57,8 @@ def calls(image):
         ("denoise: 50 steps, class-guided", "/denoise", (MODEL, image, "pure noise", 500, "ddim", 50, "Bag", 8, 0)),
         ("scrub (stored frame)", "/scrub", (10,)),
         ("gradients at t", "/gradients", (MODEL, image, 100, "predicted class", 8, 0)),
-        ("counterfactual (t* 250, s 100, 25 steps)", "/counterfactual", (MODEL, image, 250, 100, 0, *BAG)),
+        (f"counterfactual ({CF.method}, t* {CF.t_star}, s {CF.scale:g}, λ {CF.lam:g}, {CF.steps} steps)", "/counterfactual",
+         (MODEL, image, CF.t_star, CF.scale, 0, *BAG, CF.method, CF.lam)),
         ("noise-level classifier (CDM) at t", "/noise_level", (MODEL, image, "fmnist-cdm", 200, 0)),
         ("forward process", "/forward", (MODEL, image, 100, 0)),
         ("toy score field", "/toy_field", ("moons", 10)),
@@ -159,7 +162,7 @@ def concurrency(url: str, pid: int, clients: int, rounds: int):
         label, _ = c.predict(MODEL, handle_file(path), api_name="/predict")
         w = [0] * 10
         w[target] = 1
-        cf = c.predict(MODEL, handle_file(path), 250, 100, seed, *w, api_name="/counterfactual")
+        cf = c.predict(MODEL, handle_file(path), CF.t_star, CF.scale, seed, *w, CF.method, CF.lam, api_name="/counterfactual")
         # Labels compare exactly; probabilities of batched predictions differ only by float rounding.
         return label["label"], np.asarray(Image.open(cf[0][1])).tobytes(), cf[4]
 
@@ -216,7 +219,7 @@ def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,predi
         path, target, seed = job
         w = [0] * 10
         w[target] = 1
-        out = c.predict(MODEL, handle_file(path), 250, 100, seed, *w, api_name="/counterfactual")
+        out = c.predict(MODEL, handle_file(path), CF.t_star, CF.scale, seed, *w, CF.method, CF.lam, api_name="/counterfactual")
         return re.findall(r"\*\*(.+?)\*\*", out[4])[:2], np.asarray(Image.open(out[0][1])).astype(int)
 
     def denoise(c, job):
@@ -231,7 +234,7 @@ def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,predi
     # generous timeouts: 30 uploads at once on a small CPU wait longer than httpx's default 5 s
     clients = [Client(url, verbose=False, httpx_kwargs={"timeout": 600}) for _ in range(n)]
     rows = []
-    for name, fn in (("Make counterfactual (t* 250, s 100, 25 steps)", counterfactual),
+    for name, fn in ((f"Make counterfactual ({CF.method}, t* {CF.t_star}, s {CF.scale:g}, {CF.steps} steps)", counterfactual),
                      ("Denoise (50-step DDIM from noise)", denoise), ("Classify (predict)", predict)):
         if fn.__name__ not in buttons.split(","):
             continue
