@@ -109,9 +109,13 @@ def heatmaps(maps: Sequence[np.ndarray], titles: Sequence[str], shared: bool = T
 
 def overlays(image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str]) -> Figure:
     """The image in grey with each attribution map over it (red: raises the class score, blue: lowers it)."""
-    fig = _fig(PANEL, 2.6, bottom=0.03, left=0.02)
-    fig.subplots_adjust(right=0.95, top=0.8, wspace=0.35)
-    axes = fig.subplots(1, len(maps) + 1)
+    # Two panels a row: a narrow page column still fits three-line titles (method, class, sanity check).
+    rows = (len(maps) + 2) // 2
+    fig = _fig(PANEL, 2.7 * rows, bottom=0.02, left=0.02)
+    fig.subplots_adjust(right=0.95, top=1 - 0.65 / (2.7 * rows), hspace=0.6, wspace=0.25)
+    axes = fig.subplots(rows, 2).ravel()
+    for ax in axes[len(maps) + 1:]:
+        ax.set_visible(False)
     axes[0].imshow(image, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
     axes[0].set_title("input\n(model view)", fontsize=MIN_PT + 1)
     for ax, m, title in zip(axes[1:], maps, titles):

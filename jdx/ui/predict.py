@@ -30,6 +30,13 @@ your image more and more (t from 0 to T) and asks the classifier again. A classi
 its classes — the **OOD check** below the label says whether your picture is like the training data at all."""
 
 APP_METHODS = (DEFAULT, "noisy gradient × input", "Integrated Gradients (black baseline)")
+SHORT = {"noisy gradient × input": "noisy grad × input", "Integrated Gradients (black baseline)": "IG, black baseline"}
+
+
+def _verdict(label: str) -> str:
+    """'passes the randomisation check (ρ 0.27 head / 0.16 all re-drawn)' → 'passes: ρ 0.27 / 0.16' (a panel title)."""
+    return (label.replace(" the randomisation check (ρ ", ": ρ ").replace(" head / ", " / ")
+            .replace(" all re-drawn)", ""))
 
 
 def _probs(model_name: str, x):
@@ -97,7 +104,7 @@ def attribute(model_name: str, image, target: str = "predicted class"):
     names = model.info.class_names
     k = int(model.predict(x)[0].argmax()) if target in (None, "", "predicted class") else _index(names, target)
     maps = [attribution_maps(model, x, k, m)[0][0].numpy() for m in APP_METHODS]
-    titles = [f"{m} — {names[k]} logit\n{sanity_label(m, model.info.name)}" for m in APP_METHODS]
+    titles = [f"{SHORT.get(m, m)}\n{names[k]} logit\n{_verdict(sanity_label(m, model.info.name))}" for m in APP_METHODS]
     return plots.overlays(channel_mean(x), maps, titles)
 
 
@@ -128,7 +135,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
             label = gr.Label(num_top_classes=5, label="p(y | x) — the joint model's classifier")
             note = gr.Markdown(elem_id="predict-ood")
             stages = gr.Gallery(label="what the model sees and why: each step of preparing your upload",
-                                columns=6, height=130, object_fit="contain", elem_id="predict-stages")
+                                columns=6, height="auto", object_fit="contain", allow_preview=False,
+                                elem_id="predict-stages")
             seen = gr.Image(label="what the model sees (28×28, enlarged)", format="png", interactive=False,
                             elem_classes="pixelated", height=240)
         with gr.Column(scale=2, elem_id="predict-plots"):
