@@ -243,10 +243,11 @@ class Detector:
             gaussians = FeatureGaussians.load(f if f.is_absolute() else ROOT / f)
         return cls(model, cal, cdm, gaussians)
 
-    def __call__(self, x: Tensor, seed: int = 0) -> OODResult:
-        """The score of x (N, C, H, W); components outside the score are computed too (the app shows the
-        complexity-corrected likelihood beside it)."""
-        c = components(self.model, self.cdm, x, seed, gaussians=self.gaussians)
+    def __call__(self, x: Tensor, seed: int = 0, every: bool = False) -> OODResult:
+        """The score of x (N, C, H, W), computing only the components the score uses (every prediction of the
+        app and the CLI pays for this); every=True computes the other candidates too, to compare them."""
+        only = None if every else tuple(self.cal.weights)
+        c = components(self.model, self.cdm, x, seed, gaussians=self.gaussians, only=only)
         s = combine(c, self.cal)
         return OODResult(s, s <= self.cal.threshold, c, self.cal.threshold)
 

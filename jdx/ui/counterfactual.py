@@ -5,6 +5,7 @@ the label flipped with an almost invisible change."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
@@ -31,16 +32,24 @@ INVISIBLE_L1 = 0.03     # mean |Δ| (pixels in [0, 1]) below which a flipped lab
 
 def second_opinion(model):
     """The separately trained classifier for this model's data (same classes and image size), if one ships."""
-    data = model.info.data
-    for js in sorted(Path(models.CHECKPOINT_DIR).glob("*.json")):
+    d = model.info.data
+    name = _judge_name(str(models.CHECKPOINT_DIR), tuple(d.get("class_names", [])), d.get("image_size"),
+                       d.get("channels"))
+    return None if name is None else models.get(name)
+
+
+@lru_cache(maxsize=32)
+def _judge_name(folder: str, class_names: tuple, image_size, channels) -> str | None:
+    """The folder's classifier checkpoint for these data, found once (not on every request's path)."""
+    for js in sorted(Path(folder).glob("*.json")):
         try:
             meta = json.loads(js.read_text())
         except (OSError, ValueError):
             continue
         d = meta.get("data", {})
-        if (meta.get("kind") == "classifier" and d.get("class_names") == data.get("class_names")
-                and d.get("image_size") == data.get("image_size") and d.get("channels") == data.get("channels")):
-            return models.get(js.stem)
+        if (meta.get("kind") == "classifier" and tuple(d.get("class_names", [])) == class_names
+                and d.get("image_size") == image_size and d.get("channels") == channels):
+            return js.stem
     return None
 
 
