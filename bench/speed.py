@@ -24,9 +24,10 @@ import torch
 
 from jdx import checkpoint
 from jdx.data import Dataset
+from jdx.evaluate import training_metrics
 from jdx.generate import generate
 from jdx.train import (EMA, TrainConfig, autocast, build_model, build_objective, cpu_has_bf16, draw_batch,
-                       evaluate, optimise, pick_device)
+                       optimise, pick_device)
 
 
 def sync(device):
@@ -88,7 +89,7 @@ class Bench:
 
     def evaluation(self, n: int):
         test = Dataset(self.images[:n].cpu(), self.labels[:n].cpu(), [str(k) for k in range(10)], "synthetic")
-        evaluate(self.ema.model, test, n, self.device)
+        training_metrics(self.ema.model, test, n, self.device)
         self.model.train()
 
 

@@ -168,7 +168,7 @@ def mdm_report(args, model, device) -> dict:
         from .mdm.toy import toy_nll
         nll, se = toy_nll(model, model.info.data["name"], seed=10**6 + args.seed)
         return {"test_nll_nats": nll, "test_nll_se": se}
-    from .mdm.evaluate import test_bpd
+    from .evaluate import test_bpd
     test = load_like(model.info.data, "test", args.data)
     x = test.to_model()[: args.limit or None]
     out = test_bpd(model, x, args.bpd_repeats, args.batch, args.seed, progress=not args.json)
