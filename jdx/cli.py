@@ -289,6 +289,7 @@ def cmd_sample(args) -> None:
     model = load_model(args.ckpt, device, args.verify)
     if args.n < 1:
         raise UsageError("--n must be at least 1")
+    require_images(args, model)
     if supports(model, MultivariateDenoiser):
         images, w = mdm_images(args, model, device), None
     else:
@@ -314,6 +315,12 @@ def cmd_sample(args) -> None:
     else:
         raise UsageError(f"--out must end in .png or .npz, not {out.suffix!r}")
     print(f"wrote {args.n} samples to {out}")
+
+
+def require_images(args, model) -> None:
+    if "image_size" not in model.info.data:
+        raise UsageError(f"{args.ckpt} is a 2-D {model.kind} model: it draws points, not images (the app's Toy "
+                         "views show them)")
 
 
 def mdm_images(args, model, device) -> torch.Tensor:
@@ -427,6 +434,11 @@ def cmd_trajectory(args) -> None:
     from .viz import save_gif, trajectory_frames, trajectory_strip
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
+    require_images(args, model)
+    if not supports(model, Denoiser):
+        raise UsageError(f"{args.ckpt} is a {model.kind} model: a trajectory walks the discrete DDPM/DDIM schedule "
+                         "(ddpm, joint or cdm checkpoints); `jdx sample --sampler em|ode` draws a multivariate "
+                         "diffusion's images, and the app's Auxiliary variables view shows its path")
     w = class_weights(args, model)
     x_T, t_start = None, None
     if args.image:
@@ -465,13 +477,19 @@ def _preprocess_option(p: argparse.ArgumentParser) -> None:
                    "only invert a light background; none: pad and resize only. The JSON records what was done")
 
 
+# --steps means one thing for every family: the number of reverse steps of the sampler.
+STEPS_HELP = ("N reverse steps (default 50; at most the model's T), each one network evaluation: DDPM, DDIM, the CDM (a forward and a "
+              "backward pass: ε̂ is a gradient) and em; guidance adds the classifier's gradient (an encoder pass) "
+              "per step; ode is Heun's method, two evaluations per step")
+
+
 def _class_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="cls", help="target class: index or name (e.g. 7 or Sneaker)")
     p.add_argument("--weights", help="class mixture weights w0,…,w9 (normalised to sum 1)")
     p.add_argument("--guidance", type=float, default=GUIDANCE, help=f"guidance scale s (default {GUIDANCE})")
     p.add_argument("--sampler", default=None, choices=["ddim", "ddpm", "em", "ode"],
                    help="ddim (default) or ddpm; for multivariate diffusions em (default) or ode")
-    p.add_argument("--steps", type=int, default=50, help="reverse steps (default 50)")
+    p.add_argument("--steps", type=int, default=50, help=STEPS_HELP)
 
 
 def _tuple(s: str) -> tuple:
@@ -544,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-classifier", default=FEATURE_CLASSIFIER)
     p.add_argument("--fid-samples", type=int, default=None,
                    help=f"0 skips FID (default {EVAL_GPU_FID} on a GPU, {EVAL_CPU_FID} on a CPU)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps for FID samples")
+    p.add_argument("--steps", type=int, default=50, help="reverse DDIM steps for the FID samples, one network "
+                   "evaluation each (default 50)")
     p.add_argument("--batch", type=int, default=0, help="images per batch (default 500; FID samples on a CPU: 50)")
     p.add_argument("--guidance", type=float, default=GUIDANCE, help="scale for the guided-sample accuracy")
     p.add_argument("--cf-n", type=int, default=200, help="counterfactual images (0 skips)")
