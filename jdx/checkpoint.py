@@ -51,6 +51,27 @@ class CheckpointInfo:
     def name(self) -> str:
         return self.path.name
 
+    def class_index(self, value: str | int) -> int:
+        return class_index(value, self.class_names)
+
+
+def class_index(value: str | int, names: list[str]) -> int:
+    """A class index, or a (case-insensitive) class name or unique prefix → index; a ValueError naming the
+    classes otherwise. The one class-name lookup of the CLI and the app."""
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        k = int(text)
+        if not 0 <= k < len(names):
+            raise ValueError(f"class {k} out of range 0…{len(names) - 1}")
+        return k
+    low = [n.lower() for n in names]
+    if text.lower() in low:
+        return low.index(text.lower())
+    hits = [i for i, n in enumerate(low) if n.startswith(text.lower())]
+    if len(hits) == 1 and text:
+        return hits[0]
+    raise ValueError(f"unknown class {text!r}; classes: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
+
 
 def stem_of(path: str | Path) -> Path:
     p = Path(path)

@@ -40,19 +40,11 @@ def _seed_and_device(args) -> torch.device:
 
 
 def resolve_class(value: str, names: list[str]) -> int:
-    """A class index or a (case-insensitive) class name or unique prefix → index."""
-    if value.lstrip("-").isdigit():
-        k = int(value)
-        if not 0 <= k < len(names):
-            raise UsageError(f"class {k} out of range 0…{len(names) - 1}")
-        return k
-    low = [n.lower() for n in names]
-    if value.lower() in low:
-        return low.index(value.lower())
-    hits = [i for i, n in enumerate(low) if n.startswith(value.lower())]
-    if len(hits) == 1:
-        return hits[0]
-    raise UsageError(f"unknown class {value!r}; classes: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
+    """A class index or a (case-insensitive) class name or unique prefix → index (jdx.checkpoint.class_index)."""
+    try:
+        return checkpoint.class_index(value, names)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def class_weights(args, model) -> list[float] | None:

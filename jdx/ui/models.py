@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import checkpoint
 from ..data import DataError, prepare_image
-from ..device import pick_device
+from ..device import device_label as device_words, pick_device
 from ..protocols import Classifier, supports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,12 +52,7 @@ def serving_threads() -> int:
 def device_label(dev: torch.device) -> str:
     """The device in words; on the CPU the threads the server computes with (launch sets them), so the card
     says the same before and after a model switch."""
-    if dev.type == "cuda":
-        return f"GPU ({torch.cuda.get_device_name(dev)})"
-    if dev.type == "mps":
-        return "Apple GPU (mps)"
-    n = serving_threads()
-    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+    return device_words(dev, serving_threads())
 
 
 def listing(kinds: tuple[str, ...] = IMAGE_KINDS, directory: Path | None = None) -> list[str]:
@@ -99,6 +94,30 @@ def require_classifier(model: nn.Module) -> nn.Module:
         raise gr.Error(f"{model.info.name} is a diffusion-only model: it has no classifier. "
                        "Pick a joint model (e.g. fmnist-joint) for predictions, guidance and counterfactuals.")
     return model
+
+
+def T_of(name: str | None, fallback: int = 500) -> int:
+    """The number of noise levels T of the checkpoint NAME (fallback before a model is picked)."""
+    try:
+        return get(name).schedule.T if name else fallback
+    except (gr.Error, AttributeError):
+        return fallback
+
+
+def follow_T(model_box: gr.Dropdown, *sliders: gr.Slider) -> None:
+    """Keep each noise-level slider's maximum at the chosen model's T (T is read from the model, never assumed)."""
+    def update(name):
+        T = T_of(name)
+        return [gr.update(maximum=T)] * len(sliders) if len(sliders) > 1 else gr.update(maximum=T)
+    model_box.change(update, model_box, list(sliders), api_visibility="private")
+
+
+def class_index(model: nn.Module, target: str | int) -> int:
+    """The index of a class given by name (or index), or a clear message naming the classes."""
+    try:
+        return model.info.class_index(target)
+    except ValueError as e:
+        raise gr.Error(str(e)) from e
 
 
 def image_input(model: nn.Module, image) -> torch.Tensor:
