@@ -18,6 +18,7 @@ from .attribution import DEFAULT as ATTRIBUTION_DEFAULT
 from .counterfactual import DEFAULT as CF_DEFAULT, METHODS as CF_METHODS, PER_METHOD as CF_PER_METHOD
 from .data import PREPROCESS, DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
 from .device import cpu_threads, device_name, pick_device
+from .inputs import model_input
 from .protocols import Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser, supports
 from .train import TrainConfig
 
@@ -65,14 +66,6 @@ def class_weights(args, model) -> list[float] | None:
 
 def load_model(path: str, device: torch.device, verify: bool = True):
     return checkpoint.load(path, device, verify)
-
-
-def model_input(model, path: str, preprocess: str = "auto") -> tuple[torch.Tensor, "Prepared"]:
-    """An image file prepared for this checkpoint's size and channels: (1, C, H, W) in [−1, 1], and the
-    preparation (what was done, and how to map an edit back onto the original)."""
-    c = model.info.data
-    prep = prepare_image(path, c.get("image_size", 28), c.get("channels", 1), preprocess=preprocess)
-    return prep.pixels[None].float() / 127.5 - 1, prep
 
 
 # ---------- subcommands ------------------------------------------------------------------------------------
@@ -245,7 +238,7 @@ def cmd_probe(args) -> None:
     from .probes import heat_map, sweep
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
-    if not hasattr(model, "unet"):
+    if not (supports(model, Denoiser) and "image_size" in model.info.data):     # an image U-Net on the schedule
         raise UsageError(f"{args.ckpt} is a {model.kind} model: probes need a U-Net checkpoint (joint, ddpm or cdm)")
     train, test = (load_like(model.info.data, split, args.data) for split in ("train", "test"))
     g = torch.Generator().manual_seed(args.seed)

@@ -270,3 +270,12 @@ def test_training_killed_at_random_moments_always_leaves_a_loadable_checkpoint(t
         zygote.wait(timeout=30)
     print(f"{kills} kills, {loads} loads, {interrupted} between the weights and the JSON, last step {steps}")
     assert loads == 20 and steps >= 10
+
+
+def test_class_index_one_lookup_for_names_indices_and_prefixes():
+    names = ["T-shirt/top", "Trouser", "Sneaker", "Sandal"]
+    assert [checkpoint.class_index(v, names) for v in ("2", 3, "sneaker", "SNEAK", "T-shirt/top", "tr")] == [2, 3, 2, 2, 0, 1]
+    for bad, message in (("4", "out of range"), ("-1", "out of range"), ("s", "unknown class"), ("", "unknown class"),
+                         ("Banana", "0=T-shirt/top, 1=Trouser")):
+        with pytest.raises(ValueError, match=message):
+            checkpoint.class_index(bad, names)

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from .. import checkpoint
-from ..data import DataError, prepare_image
+from ..data import DataError
 from ..device import device_label as device_words, pick_device
+from ..inputs import model_input
 from ..protocols import Classifier, supports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,12 +125,11 @@ def image_input(model: nn.Module, image) -> torch.Tensor:
     """The uploaded file (path or PIL) → (1, C, H, W) in [−1, 1] on the model's device, or a clear message."""
     if image is None:
         raise gr.Error(NO_IMAGE)
-    data = model.info.data
     try:
-        prep = prepare_image(image, data.get("image_size", 28), data.get("channels", 1))
+        x, _ = model_input(model, image)
     except DataError as e:
         raise gr.Error(str(e).replace(str(image), "the uploaded file")) from e
-    return (prep.pixels[None].float() / 127.5 - 1).to(next(model.parameters()).device)
+    return x.to(next(model.parameters()).device)
 
 
 def if_image(fn, n_outputs: int, warn: bool = True):
