@@ -7,14 +7,13 @@ Prints a Markdown table (seconds per call, after a warm-up)."""
 from __future__ import annotations
 
 import argparse
-import platform
 
 import torch
 
 from jdx import checkpoint
 from jdx.cdm import dequantize
 from jdx.elbo import ddpm_elbo
-from jdx.train import pick_device
+from jdx.device import device_label, pick_device
 
 from speed import time_call
 
@@ -27,8 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     device = pick_device(args.device)
     cdm, ddpm = checkpoint.load(args.cdm, device), checkpoint.load(args.ddpm, device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    where = device_label(device)
     print(f"torch {torch.__version__}, {where}\n")
     print("| what | batch | time |\n|---|---|---|")
     c = cdm.unet.config

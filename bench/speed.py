@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from dataclasses import replace
 
@@ -24,9 +23,11 @@ import torch
 
 from jdx import checkpoint
 from jdx.data import Dataset
+from jdx.evaluate import training_metrics
 from jdx.generate import generate
+from jdx.device import device_label
 from jdx.train import (EMA, TrainConfig, autocast, build_model, build_objective, cpu_has_bf16, draw_batch,
-                       evaluate, optimise, pick_device)
+                       optimise, pick_device)
 
 
 def sync(device):
@@ -88,7 +89,7 @@ class Bench:
 
     def evaluation(self, n: int):
         test = Dataset(self.images[:n].cpu(), self.labels[:n].cpu(), [str(k) for k in range(10)], "synthetic")
-        evaluate(self.ema.model, test, n, self.device)
+        training_metrics(self.ema.model, test, n, self.device)
         self.model.train()
 
 
@@ -110,8 +111,7 @@ def main() -> None:
     cfg = TrainConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in tcfg.items()
                          if k in TrainConfig.__dataclass_fields__})
     n = args.train_steps or (50 if device.type == "cuda" else 3)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"{platform.processor() or 'cpu'} ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+    name = device_label(device)
     params = sum(p.numel() for p in model.parameters())
     precision = "bf16" if cfg.amp and (device.type == "cuda" or cpu_has_bf16()) else "fp32"
     print(f"\n{model.info.name} ({model.kind}, {params / 1e6:.2f}M parameters) on {device.type}: {name}, "

@@ -9,9 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import time_train  # noqa: E402
+from speed import Bench, time_call  # noqa: E402
 
 from jdx.train import TrainConfig, pick_device  # noqa: E402
+
+
+def time_train(cfg: TrainConfig, device, batch: int, steps: int, compile_: bool) -> float:
+    """Wall seconds per training step of the loop's own step (bench/speed.py's Bench), after 3 warm-up steps."""
+    bench = Bench(cfg, device, batch, compile_=compile_)
+    return time_call(bench.step, steps, device, warmup=3)[0]
+
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--device", default="auto")

@@ -20,6 +20,7 @@ from torch.nn.functional import cross_entropy
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from .dequantization import dequantize_unit
 from .diffusion import Schedule, ScheduleConfig
 from .joint import DiffusionModel
 from .results import JointOutput, LossOutput
@@ -30,12 +31,9 @@ BITS_8BIT = 7.0
 
 
 def dequantize(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """x on the 8-bit grid p/127.5 − 1 → (p + u)·2/256 − 1, u ~ U[0, 1): uniform dequantisation, so that a
-    density on [−1, 1] bounds the likelihood of the discrete pixels (the bins tile [−1, 1] exactly).
+    """x on the 8-bit grid p/127.5 − 1 → (p + u)·2/256 − 1, u ~ U[0, 1): uniform dequantisation on [−1, 1].
     generator: a CPU generator for reproducible evaluation; None draws on x's device (training)."""
-    p = ((x + 1) * 127.5).round()
-    u = torch.rand_like(x) if generator is None else torch.rand(x.shape, generator=generator).to(x.device)
-    return (p + u) * (2 / 256) - 1
+    return dequantize_unit(x, generator) * 2 - 1
 
 
 class LevelDenoising(NamedTuple):

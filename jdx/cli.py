@@ -18,6 +18,7 @@ from .attribution import DEFAULT as ATTRIBUTION_DEFAULT
 from .counterfactual import DEFAULT as CF_DEFAULT, METHODS as CF_METHODS, PER_METHOD as CF_PER_METHOD
 from .data import PREPROCESS, DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
 from .device import cpu_threads, device_name, pick_device
+from .inputs import model_input
 from .protocols import Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser, supports
 from .train import TrainConfig
 
@@ -40,19 +41,11 @@ def _seed_and_device(args) -> torch.device:
 
 
 def resolve_class(value: str, names: list[str]) -> int:
-    """A class index or a (case-insensitive) class name or unique prefix → index."""
-    if value.lstrip("-").isdigit():
-        k = int(value)
-        if not 0 <= k < len(names):
-            raise UsageError(f"class {k} out of range 0…{len(names) - 1}")
-        return k
-    low = [n.lower() for n in names]
-    if value.lower() in low:
-        return low.index(value.lower())
-    hits = [i for i, n in enumerate(low) if n.startswith(value.lower())]
-    if len(hits) == 1:
-        return hits[0]
-    raise UsageError(f"unknown class {value!r}; classes: " + ", ".join(f"{i}={n}" for i, n in enumerate(names)))
+    """A class index or a (case-insensitive) class name or unique prefix → index (jdx.checkpoint.class_index)."""
+    try:
+        return checkpoint.class_index(value, names)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def class_weights(args, model) -> list[float] | None:
@@ -73,14 +66,6 @@ def class_weights(args, model) -> list[float] | None:
 
 def load_model(path: str, device: torch.device, verify: bool = True):
     return checkpoint.load(path, device, verify)
-
-
-def model_input(model, path: str, preprocess: str = "auto") -> tuple[torch.Tensor, "Prepared"]:
-    """An image file prepared for this checkpoint's size and channels: (1, C, H, W) in [−1, 1], and the
-    preparation (what was done, and how to map an edit back onto the original)."""
-    c = model.info.data
-    prep = prepare_image(path, c.get("image_size", 28), c.get("channels", 1), preprocess=preprocess)
-    return prep.pixels[None].float() / 127.5 - 1, prep
 
 
 # ---------- subcommands ------------------------------------------------------------------------------------
@@ -168,7 +153,7 @@ def mdm_report(args, model, device) -> dict:
         from .mdm.toy import toy_nll
         nll, se = toy_nll(model, model.info.data["name"], seed=10**6 + args.seed)
         return {"test_nll_nats": nll, "test_nll_se": se}
-    from .mdm.evaluate import test_bpd
+    from .evaluate import test_bpd
     test = load_like(model.info.data, "test", args.data)
     x = test.to_model()[: args.limit or None]
     out = test_bpd(model, x, args.bpd_repeats, args.batch, args.seed, progress=not args.json)
@@ -253,7 +238,7 @@ def cmd_probe(args) -> None:
     from .probes import heat_map, sweep
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
-    if not hasattr(model, "unet"):
+    if not (supports(model, Denoiser) and "image_size" in model.info.data):     # an image U-Net on the schedule
         raise UsageError(f"{args.ckpt} is a {model.kind} model: probes need a U-Net checkpoint (joint, ddpm or cdm)")
     train, test = (load_like(model.info.data, split, args.data) for split in ("train", "test"))
     g = torch.Generator().manual_seed(args.seed)
@@ -289,6 +274,7 @@ def cmd_sample(args) -> None:
     model = load_model(args.ckpt, device, args.verify)
     if args.n < 1:
         raise UsageError("--n must be at least 1")
+    require_images(args, model)
     if supports(model, MultivariateDenoiser):
         images, w = mdm_images(args, model, device), None
     else:
@@ -314,6 +300,12 @@ def cmd_sample(args) -> None:
     else:
         raise UsageError(f"--out must end in .png or .npz, not {out.suffix!r}")
     print(f"wrote {args.n} samples to {out}")
+
+
+def require_images(args, model) -> None:
+    if "image_size" not in model.info.data:
+        raise UsageError(f"{args.ckpt} is a 2-D {model.kind} model: it draws points, not images (the app's Toy "
+                         "views show them)")
 
 
 def mdm_images(args, model, device) -> torch.Tensor:
@@ -427,6 +419,11 @@ def cmd_trajectory(args) -> None:
     from .viz import save_gif, trajectory_frames, trajectory_strip
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
+    require_images(args, model)
+    if not supports(model, Denoiser):
+        raise UsageError(f"{args.ckpt} is a {model.kind} model: a trajectory walks the discrete DDPM/DDIM schedule "
+                         "(ddpm, joint or cdm checkpoints); `jdx sample --sampler em|ode` draws a multivariate "
+                         "diffusion's images, and the app's Auxiliary variables view shows its path")
     w = class_weights(args, model)
     x_T, t_start = None, None
     if args.image:
@@ -465,13 +462,19 @@ def _preprocess_option(p: argparse.ArgumentParser) -> None:
                    "only invert a light background; none: pad and resize only. The JSON records what was done")
 
 
+# --steps means one thing for every family: the number of reverse steps of the sampler.
+STEPS_HELP = ("N reverse steps (default 50; at most the model's T), each one network evaluation: DDPM, DDIM, the CDM (a forward and a "
+              "backward pass: ε̂ is a gradient) and em; guidance adds the classifier's gradient (an encoder pass) "
+              "per step; ode is Heun's method, two evaluations per step")
+
+
 def _class_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="cls", help="target class: index or name (e.g. 7 or Sneaker)")
     p.add_argument("--weights", help="class mixture weights w0,…,w9 (normalised to sum 1)")
     p.add_argument("--guidance", type=float, default=GUIDANCE, help=f"guidance scale s (default {GUIDANCE})")
     p.add_argument("--sampler", default=None, choices=["ddim", "ddpm", "em", "ode"],
                    help="ddim (default) or ddpm; for multivariate diffusions em (default) or ode")
-    p.add_argument("--steps", type=int, default=50, help="reverse steps (default 50)")
+    p.add_argument("--steps", type=int, default=50, help=STEPS_HELP)
 
 
 def _tuple(s: str) -> tuple:
@@ -544,7 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-classifier", default=FEATURE_CLASSIFIER)
     p.add_argument("--fid-samples", type=int, default=None,
                    help=f"0 skips FID (default {EVAL_GPU_FID} on a GPU, {EVAL_CPU_FID} on a CPU)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps for FID samples")
+    p.add_argument("--steps", type=int, default=50, help="reverse DDIM steps for the FID samples, one network "
+                   "evaluation each (default 50)")
     p.add_argument("--batch", type=int, default=0, help="images per batch (default 500; FID samples on a CPU: 50)")
     p.add_argument("--guidance", type=float, default=GUIDANCE, help="scale for the guided-sample accuracy")
     p.add_argument("--cf-n", type=int, default=200, help="counterfactual images (0 skips)")

@@ -3,6 +3,7 @@ threads to use. Its own module so that an app can pick a device without importin
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -26,6 +27,17 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
+
+
+def device_label(device: torch.device, threads: int | None = None) -> str:
+    """The device in words for a page or a benchmark table: 'GPU (NVIDIA H100 …)', 'Apple GPU (mps)',
+    'CPU (x86_64, 2 threads)'; threads defaults to torch's current count."""
+    if device.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    n = torch.get_num_threads() if threads is None else threads
+    return f"CPU ({platform.machine() or 'cpu'}, {n} thread{'s' if n != 1 else ''} of {os.cpu_count()} cores)"
 
 
 def cpu_has_bf16() -> bool:

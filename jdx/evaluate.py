@@ -1,18 +1,29 @@
-"""Measurements of a checkpoint: test accuracy (and vs. noise level), sample FID against the test set on
+"""Every measurement of a model, in one place: test accuracy (and vs. noise level), the diffusion loss on
+fixed noise, bits/dim of a CDM (one pass) and of an image MDM (the ELBO), sample FID against the test set on
 the separate classifier's features next to the real-vs-real floor, guided-sample accuracy, and the
-counterfactual flip rate. Each returns plain numbers for NAME.json and the README."""
+counterfactual flip rate. Each returns plain numbers for NAME.json and the README.
+
+training_metrics is what the training loop records every --eval-every steps; `jdx eval` and the bench
+scripts call the same functions."""
 from __future__ import annotations
 
 import time
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import fid
+from .cdm import CDM
+from .classifier import FeatureClassifier
 from .counterfactual import counterfactual
 from .data import Dataset
+from .domains import shifted
 from .generate import generate_batched
+from .joint import DiffusionModel, JointModel
+from .likelihood import bits_per_dim
+from .mdm import MDM
 from .protocols import Classifier, Likelihood, supports
 
 
@@ -26,6 +37,62 @@ def accuracy(model: nn.Module, data: Dataset, t: int = 0, batch: int = 500, seed
         x = data.to_model(slice(i, i + batch)).to(device)
         correct += (model.predict(x, t, generator=g).argmax(-1).cpu() == data.labels[i:i + batch]).sum().item()
     return correct / len(data)
+
+
+@torch.no_grad()
+def diffusion_loss(model: nn.Module, data: Dataset, device: torch.device, batch: int = 500, seed: int = 1234) -> float:
+    """E‖ε − ε̂(x_t, t)‖² per value on data, with t and ε drawn from a generator seeded `seed` (fixed noise,
+    so that two evaluations of one model agree and two models are compared on the same draws)."""
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for i in range(0, len(data), batch):
+        x0 = data.to_model(slice(i, i + batch)).to(device)
+        t = torch.randint(1, model.schedule.T + 1, (len(x0),), generator=g).to(device)
+        eps = torch.randn(x0.shape, generator=g).to(device)
+        eps_hat = model.eps(model.schedule.noise_to(x0, t, eps), t)
+        total += F.mse_loss(eps_hat.float(), eps, reduction="sum").item() / eps[0].numel()
+    return total / len(data)
+
+
+@torch.no_grad()
+def test_bpd(model: MDM, x0: Tensor, repeats: int = 4, batch: int = 250, seed: int = 0, progress: bool = True) -> dict:
+    """Test bits/dim of an image MDM: the one-sample ELBO of each image, averaged over `repeats` draws of
+    (τ, ε, dequantisation), with its standard error over images."""
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    g = g if device.type == "cpu" else None          # CPU generator for CPU runs (reproducible); CUDA draws its own
+    per_image = []
+    for i in tqdm(range(0, len(x0), batch), desc="bits/dim", disable=not progress):
+        xb = x0[i:i + batch]
+        bpd = torch.stack([model.bits_per_dim(xb.to(device), g).cpu() for _ in range(repeats)])
+        per_image.append(bpd.mean(0))
+    b = torch.cat(per_image)
+    return {"test_bpd": float(b.mean()), "test_bpd_se": float(b.std() / len(b) ** 0.5), "bpd_images": len(b),
+            "bpd_repeats": repeats}
+
+
+@torch.no_grad()
+def training_metrics(model: nn.Module, test: Dataset, n: int, device: torch.device, batch: int = 500,
+                     shift: str = "") -> dict:
+    """What training records on the first n test images: accuracy at t = 0 (classifiers; with a domain shift
+    also on the shifted test set), the diffusion loss on fixed noise (diffusion models) and bits/dim (CDM:
+    one pass on the dequantised images; image MDM: one ELBO draw each)."""
+    model.eval()
+    subset = Dataset(test.images[:n], test.labels[:n], test.class_names, test.name)
+    out = {}
+    if isinstance(model, (JointModel, FeatureClassifier)):
+        out["test_accuracy"] = accuracy(model, subset, batch=batch)
+        if shift:
+            out["target_accuracy"] = accuracy(model, shifted(subset, shift), batch=batch)
+    if isinstance(model, DiffusionModel):
+        out["test_diffusion_loss"] = diffusion_loss(model, subset, device, batch)
+    if isinstance(model, MDM):
+        out["test_bpd"] = test_bpd(model, subset.to_model(), repeats=1, batch=batch, seed=1234, progress=False)["test_bpd"]
+    if isinstance(model, CDM):
+        bpd = bits_per_dim(model, subset.to_model(), seed=1234, batch=batch)[0]
+        out["test_bpd"] = sum(b.sum().item() for b in bpd.split(batch)) / len(subset)
+    out["eval_images"] = len(subset)
+    return out
 
 
 def sample_quality(model: nn.Module, feature_clf: nn.Module, train: Dataset, test: Dataset, n: int,

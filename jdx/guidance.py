@@ -6,7 +6,7 @@ follow-up code): ε̂′ = ε̂ − s · √(1 − ᾱ_t) · ∇_{x_t} log p(y |
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
@@ -48,11 +48,29 @@ def class_mixture_grad(logits_fn: LogitsFn, weights: Tensor) -> GradFn:
     return grad_fn
 
 
+def guide(eps_hat, grad, scale: float, sigma):
+    """Dhariwal & Nichol eq. 14: ε̂′ = ε̂ − s · σ_t · ∇ log p(y | x_t), σ_t = √(1 − ᾱ_t) (tensors or arrays)."""
+    return eps_hat - scale * sigma * grad
+
+
 def guided_eps(eps_fn: EpsFn, grad_fn: GradFn, scale: float, schedule: Schedule) -> EpsFn:
     """ε̂′(x_t, t) = ε̂(x_t, t) − s · √(1 − ᾱ_t) · ∇ log p(y | x_t): the score moves toward the target."""
     if scale == 0:
         return eps_fn
 
     def eps_guided(x: Tensor, t: int) -> Tensor:
-        return eps_fn(x, t) - scale * schedule.sigma(t) * grad_fn(x, t)
+        return guide(eps_fn(x, t), grad_fn(x, t), scale, schedule.sigma(t))
     return eps_guided
+
+
+class GuidedFields(NamedTuple):
+    """One guided step in both spaces, as the Gradients view shows it (same shapes as ε̂)."""
+    eps_shift: Tensor       # − s·σ_t·∇log p(y | x_t): what guidance adds to ε̂
+    eps_guided: Tensor      # ε̂′ = ε̂ − s·σ_t·∇log p(y | x_t)
+    score_shift: Tensor     # s·∇log p(y | x_t): what guidance adds to the score
+    score_guided: Tensor    # ∇log p_t(x_t) + s·∇log p(y | x_t) = −ε̂′/σ_t
+
+
+def guided_fields(eps_hat, score, grad, scale: float, sigma: float) -> GuidedFields:
+    """ε̂ (predicted noise), the score −ε̂/σ_t and the classifier gradient ∇log p(y | x_t) → their guided forms."""
+    return GuidedFields(-scale * sigma * grad, guide(eps_hat, grad, scale, sigma), scale * grad, score + scale * grad)

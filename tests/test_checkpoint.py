@@ -16,7 +16,6 @@ from jdx.diffusion import ScheduleConfig
 from jdx.joint import HeadConfig, JointModel
 from jdx.unet import UNetConfig
 
-from conftest import TINY
 
 CFG = UNetConfig(image_size=16, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,))
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,16 +197,22 @@ def test_invalid_config_is_rejected_at_load(saved, key, value, message, capsys):
     assert "invalid model config" in capsys.readouterr().err
 
 
-# A zygote: one Python that has imported torch and jdx (10 s on a busy machine) forks each training run, so
-# that twenty `jdx train` runs fit in a test. Each child is `jdx.cli.main(["train", …])`, exactly what
+# A zygote: one Python that has imported torch and jdx and run one warm-up training (10 s on a busy machine:
+# torch, the optimizer's lazy import of torch._dynamo, first-call kernels) forks each training run, so that
+# twenty `jdx train` runs fit in a test. Each child is `jdx.cli.main(["train", …])`, exactly what
 # `python3 -m jdx train …` runs; the zygote SIGKILLs it at a random moment and reports back.
 ZYGOTE = r"""
 import os, random, signal, sys, time
 import torch
-import torch._dynamo  # noqa: F401  (the optimizer imports it: 5 s, once here rather than per run)
 from jdx.cli import main
 torch.set_num_threads(1)
 js, argv, rng = sys.argv[1], sys.argv[2:], random.Random(0)
+warm = list(argv)
+warm[warm.index("--out") + 1] += "-warm-up"
+warm[warm.index("--steps") + 1] = "1"
+stdout, sys.stdout = sys.stdout, open(os.devnull, "w")
+main(warm)                      # what every child would do first; forked children inherit it warm
+sys.stdout = stdout
 for line in sys.stdin:
     resume = ["--resume"] if line.strip() == "resume" else []
     start = time.time()
@@ -218,7 +223,7 @@ for line in sys.stdin:
     # wait for this run's first save (start-up is not what is under test), then kill at a random moment
     while time.time() - start < 60 and not (os.path.exists(js) and os.path.getmtime(js) >= start):
         time.sleep(0.01)
-    time.sleep(rng.uniform(0, 0.6))
+    time.sleep(rng.uniform(0, 0.4))          # 3–8 save cycles of this model: any phase of a save
     if line.strip() == "resume" and rng.random() < 0.5:
         # aim at the riskiest moment: right after the weights file is replaced (the JSON is written next)
         w, seen = js[:-5] + ".safetensors", os.path.getmtime(js[:-5] + ".safetensors")
@@ -236,9 +241,12 @@ def test_training_killed_at_random_moments_always_leaves_a_loadable_checkpoint(t
     import subprocess
     import sys
     out = tmp_path / "k"
-    tiny = TINY[: TINY.index("--eval-every")] + TINY[TINY.index("--eval-every") + 2:]
-    argv = ["train", "joint", "--data", str(shapes_dir), "--out", str(out), "--steps", "100000",
-            "--save-every-s", "0", "--eval-every", "100000"] + tiny
+    # The smallest joint model (8×8 images, one level, 4 channels, batch 2, fp32): a step and a save take
+    # ~50 ms, so the kills fall in many different saves; what is under test is the save, not the model.
+    argv = ["train", "joint", "--data", str(shapes_dir), "--out", str(out), "--steps", "100000", "--save-every-s",
+            "0", "--eval-every", "100000", "--image-size", "8", "--base-channels", "4", "--channel-mult", "1",
+            "--num-res-blocks", "1", "--attention-levels", "", "--T", "50", "--batch-size", "2", "--eval-n", "4",
+            "--no-amp", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(out.with_suffix(".json")), *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, env=env, cwd=tmp_path)
@@ -262,3 +270,12 @@ def test_training_killed_at_random_moments_always_leaves_a_loadable_checkpoint(t
         zygote.wait(timeout=30)
     print(f"{kills} kills, {loads} loads, {interrupted} between the weights and the JSON, last step {steps}")
     assert loads == 20 and steps >= 10
+
+
+def test_class_index_one_lookup_for_names_indices_and_prefixes():
+    names = ["T-shirt/top", "Trouser", "Sneaker", "Sandal"]
+    assert [checkpoint.class_index(v, names) for v in ("2", 3, "sneaker", "SNEAK", "T-shirt/top", "tr")] == [2, 3, 2, 2, 0, 1]
+    for bad, message in (("4", "out of range"), ("-1", "out of range"), ("s", "unknown class"), ("", "unknown class"),
+                         ("Banana", "0=T-shirt/top, 1=Trouser")):
+        with pytest.raises(ValueError, match=message):
+            checkpoint.class_index(bad, names)

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 import jdx
+from jdx import checkpoint
 from jdx.cli import main
+from jdx.protocols import Classifier, supports
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,3 +161,37 @@ def test_multivariate_diffusion_samplers_are_named_not_remapped(tmp_path, capsys
     assert main(["sample", str(ROOT / "checkpoints" / "fmnist-mdm-vpsde"), "--sampler", "ddim", "--out", out]) == 2
     assert "em (default) or ode" in capsys.readouterr().err
     assert main(["sample", str(ROOT / "checkpoints" / "fmnist-ddpm"), "--sampler", "ode", "--out", out]) == 2
+
+
+@pytest.mark.parametrize("name,argv,per_step", [
+    ("fmnist-ddpm", ["--sampler", "ddim"], 1),
+    ("fmnist-ddpm", ["--sampler", "ddpm"], 1),
+    ("fmnist-cdm", [], 1),                                  # ε̂ from ∇ₓF: one forward (and one backward) pass
+    ("fmnist-joint", [], 1),
+    ("fmnist-joint", ["--class", "7"], 2),                  # guided: ε̂, and ∇ log p(y|x_t) from an encoder pass
+    ("fmnist-mdm-vpsde", ["--sampler", "em"], 1),
+    ("fmnist-mdm-vpsde", ["--sampler", "ode"], 2),          # Heun: two evaluations per step
+])
+@pytest.mark.parametrize("command", ["sample", "trajectory"])
+def test_steps_means_reverse_steps_for_every_family(name, argv, per_step, command, monkeypatch, tmp_path):
+    """--steps N is N reverse steps for every model family; each step costs `per_step` network passes, as
+    `jdx sample --help` says."""
+    import jdx.cli
+    calls = []
+
+    def counting_load(path, device, verify=True):
+        model = checkpoint.load(path, device, verify)
+        net = model.net if hasattr(model, "net") else model.unet          # the network proper
+        net.register_forward_hook(lambda *_: calls.append("network"))
+        if supports(model, Classifier):                                    # guidance's ∇ log p(y | x_t)
+            classify = model.classify
+            model.classify = lambda *a, **k: calls.append("classifier") or classify(*a, **k)
+        return model
+    monkeypatch.setattr(jdx.cli, "load_model", counting_load)
+    out = tmp_path / ("s.png" if command == "sample" else "t.png")
+    n = ["--n", "1"] if command == "sample" else []
+    code = main([command, str(ROOT / "checkpoints" / name), *n, "--steps", "4", "--out", str(out), *argv])
+    if command == "trajectory" and name.startswith("fmnist-mdm"):
+        assert code == 2 and not calls        # no discrete-time trajectory: refused with a message, not a traceback
+        return
+    assert code == 0 and len(calls) == 4 * per_step

@@ -100,3 +100,50 @@ def test_cli_sample_checksum(tmp_path, name, total):
     z = np.load(out)
     assert z["images"].shape == (2, 28, 28, 1) and z["labels"].tolist() == [-1, -1]
     assert abs(int(z["images"].astype(np.int64).sum()) - total) <= 10
+
+
+# What jdx.evaluate.training_metrics (training's periodic evaluation) and test_bpd return on the three examples,
+# and the two dequantisations with a generator seeded 5: measured on the code before the evaluation was merged
+# into jdx/evaluate.py and the dequantisation written once (issue 15), at commit 628204e.
+TRAINING_METRICS = {
+    "fmnist-joint": {"test_accuracy": 1.0, "test_diffusion_loss": 0.017241170211714143, "eval_images": 3},
+    "fmnist-ddpm": {"test_diffusion_loss": 0.021005448435439545, "eval_images": 3},
+    "fmnist-cdm": {"test_diffusion_loss": 0.024050287648934087, "test_bpd": 3.8012688159942627, "eval_images": 3},
+    "fmnist-mdm-vpsde": {"test_bpd": 2.929520606994629, "eval_images": 3},
+    "fmnist-classifier": {"test_accuracy": 1.0, "target_accuracy": 1 / 3, "eval_images": 3},
+}
+
+
+def example_set():
+    from jdx.data import Dataset
+    images = ((examples() + 1) * 127.5).round().to(torch.uint8)
+    return Dataset(images, torch.tensor([0, 3, 7]), [str(k) for k in range(10)], "examples")
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_METRICS))
+def test_training_metrics(name):
+    from jdx.evaluate import training_metrics
+    model = jdx.load(ROOT / "checkpoints" / name)
+    got = training_metrics(model, example_set(), 3, torch.device("cpu"), batch=2,
+                           shift="invert" if name == "fmnist-classifier" else "")
+    assert got == pytest.approx(TRAINING_METRICS[name], rel=1e-6)
+
+
+def test_mdm_test_bpd():
+    from jdx.evaluate import test_bpd
+    got = test_bpd(jdx.load(ROOT / "checkpoints" / "fmnist-mdm-cld"), example_set().to_model(), repeats=2, batch=2,
+                   seed=3, progress=False)
+    assert got == pytest.approx({"test_bpd": 3.553955078125, "test_bpd_se": 2.990546941757202, "bpd_images": 3,
+                                 "bpd_repeats": 2}, rel=1e-6)
+
+
+def test_dequantisations():
+    from jdx.cdm import dequantize
+    from jdx.mdm.elbo import dequantize_logit
+    x = example_set().to_model()
+    d = dequantize(x, torch.Generator().manual_seed(5)).double()
+    assert [d.sum().item(), d.abs().sum().item()] == pytest.approx([-805.1555554866791, 1865.2941930294037], rel=1e-9)
+    x_logit, log_det = dequantize_logit(x, torch.Generator().manual_seed(5))
+    x_logit = x_logit.double()
+    assert [x_logit.sum().item(), x_logit.abs().sum().item()] == pytest.approx([-2761.829894453287, 4934.771464139223], rel=1e-9)
+    assert log_det.tolist() == pytest.approx([1700.2178955078125, 1777.169189453125, 1980.562255859375], rel=1e-7)

@@ -187,3 +187,19 @@ def test_reverse_is_a_pure_function_of_a_noise_predictor_with_a_callback():
         assert torch.equal(y, y_ref)
         assert [st.i for st in seen] == list(range(8)) and seen[0].s == 1.0
         assert torch.equal(seen[-1].y_next, y)
+
+
+def test_both_dequantisations_draw_the_same_bins():
+    """CDM (on [−1, 1]) and MDM (logit of [0, 1]) dequantise through one function: the same generator gives the
+    same u in both, bit for bit, and u stays in the pixel's bin."""
+    from jdx.cdm import dequantize
+    from jdx.dequantization import dequantize_unit
+    from jdx.mdm.elbo import ALPHA
+    x = torch.randint(0, 256, (4, 1, 8, 8), generator=torch.Generator().manual_seed(0)).float() / 127.5 - 1
+    u = dequantize_unit(x, torch.Generator().manual_seed(1))
+    pixel = ((x + 1) * 127.5).round()
+    assert ((u * 256 >= pixel) & (u * 256 < pixel + 1)).all()
+    assert torch.equal(dequantize(x, torch.Generator().manual_seed(1)), u * 2 - 1)
+    x_logit, _ = dequantize_logit(x, torch.Generator().manual_seed(1))
+    p = ALPHA + (1 - 2 * ALPHA) * u
+    assert torch.equal(x_logit, torch.log(p) - torch.log1p(-p))

@@ -72,3 +72,21 @@ def test_seeded_sampling_is_deterministic():
     run = lambda: ddpm(gaussian_eps(0, 1), torch.zeros(4, 1, 2, 2), timesteps(S.T, 10), S,
                        generator=torch.Generator().manual_seed(7))
     torch.testing.assert_close(run(), run(), rtol=0, atol=0)
+
+
+def test_guided_fields_are_one_guided_step_in_both_spaces():
+    """The Gradients view's fields: ε̂′ = ε̂ − s σ_t ∇log p, and the guided score equals −ε̂′/σ_t."""
+    from jdx.guidance import guide, guided_eps, guided_fields
+    s = Schedule(ScheduleConfig("linear", 100))
+    t, scale = 40, 3.0
+    g = torch.Generator().manual_seed(0)
+    eps, grad = torch.randn(2, 1, 4, 4, generator=g), torch.randn(2, 1, 4, 4, generator=g)
+    sigma = s.sigma(t)
+    f = guided_fields(eps, s.score_from_eps(eps, t), grad, scale, sigma)
+    torch.testing.assert_close(f.eps_guided, eps - scale * sigma * grad)
+    torch.testing.assert_close(f.eps_shift, f.eps_guided - eps)
+    torch.testing.assert_close(f.score_guided, s.score_from_eps(f.eps_guided, t))
+    torch.testing.assert_close(f.score_shift, scale * grad)
+    # guided_eps (what the samplers run) is the same algebra, bit for bit
+    eps_fn = guided_eps(lambda x, t_: eps, lambda x, t_: grad, scale, s)
+    assert torch.equal(eps_fn(eps, t), guide(eps, grad, scale, sigma))

@@ -21,6 +21,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..dequantization import dequantize_unit
 from .diffusions import tau_of_s
 from .kernel import perturb, transition
 
@@ -31,9 +32,8 @@ S_LO = 1e-5         # the ELBO integral starts at s = 1e-5 (τ ≈ 1e-6); below,
 
 def dequantize_logit(x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Images in [−1, 1] (pixel/127.5 − 1) → (x in logit space, Σ log|dx/du| per image), with
-    u = (pixel + U(0, 1)) / 256 uniform dequantisation."""
-    pixel = ((x0 + 1) * 127.5).round()
-    u = (pixel + torch.rand(x0.shape, generator=generator, device=x0.device)) / 256
+    u = (pixel + U(0, 1)) / 256 uniform dequantisation (jdx.dequantization)."""
+    u = dequantize_unit(x0, generator)
     p = ALPHA + (1 - 2 * ALPHA) * u
     x = torch.log(p) - torch.log1p(-p)
     log_det = (math.log(1 - 2 * ALPHA) - torch.log(p) - torch.log1p(-p)).flatten(1).sum(1)

@@ -1,4 +1,4 @@
-"""Sampling an MDM: Euler–Maruyama on the reverse SDE or Euler on the probability-flow ODE, in τ, on a
+"""Sampling an MDM: Euler–Maruyama on the reverse SDE or Heun on the probability-flow ODE, in τ, on a
 grid of s that is quadratic (dense near the data, where the score changes fastest; the authors' choice).
 
 reverse SDE:  y ← y − (A y − S s_θ) Δτ + √(S Δτ) z            (Euler–Maruyama)

@@ -2,11 +2,9 @@
 draws of the toy distribution each step. These checkpoints feed the app's Auxiliary-variables view."""
 from __future__ import annotations
 
-import time
-
 import torch
 
-from ..toy import toy_data
+from ..toy import fit_toy, toy_data
 from .diffusions import DiffusionConfig
 from .model import MDM, MDMConfig, MDMObjective
 from .nets import MLPConfig
@@ -26,19 +24,11 @@ def train_toy_mdm(data: str, diffusion: DiffusionConfig, steps: int = 4000, batc
     torch.manual_seed(seed)
     model = MDM(MDMConfig(diffusion, mlp=mlp))
     objective = MDMObjective(model)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 20)
-    start = time.time()
-    for step in range(steps):
-        x0, _ = toy_data(data, batch, seed=seed * 100_003 + step)
+
+    def elbo_loss(x0: torch.Tensor, _y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = objective(x0)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if progress is not None:
-            progress(step, out.diffusion.item())
-    model.eval()
+        return out.loss, out.diffusion, torch.zeros(())
+
+    _, _, wall = fit_toy(model, elbo_loss, data, steps, batch, lr, seed, progress, clip=1.0)
     nll, se = toy_nll(model, data)
-    return model, {"test_nll_nats": nll, "test_nll_se": se, "wall_time_s": round(time.time() - start, 1)}
+    return model, {"test_nll_nats": nll, "test_nll_se": se, "wall_time_s": wall}

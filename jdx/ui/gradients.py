@@ -3,10 +3,11 @@ score it implies, and the classifier's guidance gradient — on shared colour sc
 from __future__ import annotations
 
 import gradio as gr
-from ..protocols import Classifier, supports
 import numpy as np
 
 from ..explain import gradient_views
+from ..guidance import guided_fields
+from ..protocols import Classifier, supports
 from .compute import on_compute_thread
 from . import models, plots
 from .pictures import big, channel_mean
@@ -40,31 +41,30 @@ def gradients(model_name: str, image, t: int = 100, target: str = RUNNER_UP, sca
         ranked = model.predict(x)[0].argsort(descending=True).tolist()
         if target in (None, "", PREDICTED, RUNNER_UP):
             k = ranked[1 if target == RUNNER_UP else 0]
-        elif target in names:
-            k = names.index(target)
         else:
-            raise gr.Error(f"unknown class {target!r}; classes: {', '.join(names)}")
+            k = models.class_index(model, target)
     v = gradient_views(model, x, t, k, seed=int(seed))
     sigma = float(model.schedule.sigma(max(t, 1)))
     eps, score, grad = (channel_mean(a) for a in (v.eps_hat, v.score, v.guidance))
+    g = guided_fields(eps, score, grad, scale, sigma)
     cls = names[k] if k is not None else "— (no classifier)"
-    eps_fig = plots.heatmaps([eps, -scale * sigma * grad, eps - scale * sigma * grad],
+    eps_fig = plots.heatmaps([eps, g.eps_shift, g.eps_guided],
                              ["ε̂ (predicted noise)", f"− s·√(1−ᾱ)·∇log p({cls} | x_t)", "guided ε̂′"],
                              suptitle=f"noise space at t = {t}, s = {scale:g} (one colour scale)")
-    score_fig = plots.heatmaps([score, scale * grad, score + scale * grad],
+    score_fig = plots.heatmaps([score, g.score_shift, g.score_guided],
                                ["score −ε̂/√(1−ᾱ)", f"s·∇log p({cls} | x_t)", "guided score"],
                                suptitle=f"score space at t = {t} (one colour scale)")
     norm = lambda a: float(np.sqrt((a ** 2).sum()))   # noqa: E731 — a one-line helper for the summary
     summary = (f"t = {t}, √(1−ᾱ_t) = {sigma:.3f}, class = {cls}. Norms: ‖ε̂‖ = {norm(eps):.2f}, "
-               f"‖score‖ = {norm(score):.1f}, ‖s·∇log p‖ = {norm(scale * grad):.2f} "
-               f"(guidance is {norm(scale * grad) / max(norm(score), 1e-12):.1%} of the score).")
+               f"‖score‖ = {norm(score):.1f}, ‖s·∇log p‖ = {norm(g.score_shift):.2f} "
+               f"(guidance is {norm(g.score_shift) / max(norm(score), 1e-12):.1%} of the score).")
     return big(v.x_t), big(v.x0_hat), eps_fig, score_fig, summary
 
 
 def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> None:
     gr.Markdown(EXPLAIN)
     with gr.Row():
-        t = gr.Slider(0, 500, value=100, step=1, label="noise level t")
+        t = gr.Slider(0, models.T_of(model_box.value), value=100, step=1, label="noise level t")
         target = gr.Dropdown([RUNNER_UP, PREDICTED] + class_names, value=RUNNER_UP, label="class y")
         scale = gr.Slider(0, 30, value=8, step=0.5, label="guidance scale s")
         seed = gr.Number(0, precision=0, label="noise seed")
@@ -75,5 +75,6 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     eps_fig = gr.Plot(label="noise space", show_label=False)
     score_fig = gr.Plot(label="score space", show_label=False)
     run = gr.Button("Show gradients", variant="primary", elem_id="gradients-btn")
+    models.follow_T(model_box, t)
     gr.on([run.click, t.release, target.change, scale.release], models.if_image(gradients, 5),
           [model_box, image, t, target, scale, seed], [x_t, x0, eps_fig, score_fig, summary], api_name="gradients")

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from .. import checkpoint
-from ..data import DataError, prepare_image
-from ..device import pick_device
+from ..data import DataError
+from ..device import device_label as device_words, pick_device
+from ..inputs import model_input
 from ..protocols import Classifier, supports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,12 +53,7 @@ def serving_threads() -> int:
 def device_label(dev: torch.device) -> str:
     """The device in words; on the CPU the threads the server computes with (launch sets them), so the card
     says the same before and after a model switch."""
-    if dev.type == "cuda":
-        return f"GPU ({torch.cuda.get_device_name(dev)})"
-    if dev.type == "mps":
-        return "Apple GPU (mps)"
-    n = serving_threads()
-    return f"CPU ({n} thread{'s' if n != 1 else ''})"
+    return device_words(dev, serving_threads())
 
 
 def listing(kinds: tuple[str, ...] = IMAGE_KINDS, directory: Path | None = None) -> list[str]:
@@ -101,16 +97,39 @@ def require_classifier(model: nn.Module) -> nn.Module:
     return model
 
 
+def T_of(name: str | None, fallback: int = 500) -> int:
+    """The number of noise levels T of the checkpoint NAME (fallback before a model is picked)."""
+    try:
+        return get(name).schedule.T if name else fallback
+    except (gr.Error, AttributeError):
+        return fallback
+
+
+def follow_T(model_box: gr.Dropdown, *sliders: gr.Slider) -> None:
+    """Keep each noise-level slider's maximum at the chosen model's T (T is read from the model, never assumed)."""
+    def update(name):
+        T = T_of(name)
+        return [gr.update(maximum=T)] * len(sliders) if len(sliders) > 1 else gr.update(maximum=T)
+    model_box.change(update, model_box, list(sliders), api_visibility="private")
+
+
+def class_index(model: nn.Module, target: str | int) -> int:
+    """The index of a class given by name (or index), or a clear message naming the classes."""
+    try:
+        return model.info.class_index(target)
+    except ValueError as e:
+        raise gr.Error(str(e)) from e
+
+
 def image_input(model: nn.Module, image) -> torch.Tensor:
     """The uploaded file (path or PIL) → (1, C, H, W) in [−1, 1] on the model's device, or a clear message."""
     if image is None:
         raise gr.Error(NO_IMAGE)
-    data = model.info.data
     try:
-        prep = prepare_image(image, data.get("image_size", 28), data.get("channels", 1))
+        x, _ = model_input(model, image)
     except DataError as e:
         raise gr.Error(str(e).replace(str(image), "the uploaded file")) from e
-    return (prep.pixels[None].float() / 127.5 - 1).to(next(model.parameters()).device)
+    return x.to(next(model.parameters()).device)
 
 
 def if_image(fn, n_outputs: int, warn: bool = True):
