@@ -14,6 +14,7 @@ from ..generate import generate
 from ..viz import grid
 from . import counterfactual as counterfactual_view, models, noise_level as noise_level_view
 from .compute import on_compute_thread
+from .errors import clear_on_failure
 
 CSS = """
 #lesson .prose, #lesson .prose p, #lesson label span { font-size: 1.35rem !important; line-height: 1.45; }
@@ -59,12 +60,13 @@ STEPS = [
     Step("6 · A classifier of noise levels",
          "A second network (a CDM) only learned to tell how noisy an image is: p(t | x_t). Its gradient turns out "
          "to be a denoiser too.",
-         "The bars are the CDM's belief about t; the true t is marked — drag t and see whether it follows.",
+         "The shaded curve is the CDM's belief about t, the dashed line the true t: drag t and see whether it follows.",
          "Which noise levels are hard to tell apart, and why would that be?"),
     Step("7 · How likely is this image?",
          "Adding up what the noise-level classifier knows over all t gives the image's likelihood, in bits per "
          "dimension (bpd): fewer bits means the model finds the image more typical.",
-         "Pick different garments: the bars show where along t the bits are spent; the summary gives the total.",
+         "Pick different garments: the red line is the picked image among the test images' bits/dim; the summary "
+         "gives the number.",
          "Would a photo of a cat get more or fewer bits than a shirt? Why?"),
 ]
 
@@ -188,27 +190,28 @@ def _wire(k: int, model_box, image, class_names, examples) -> None:
         t = gr.Slider(0 if k == 0 else 1, 500, value=200, step=10, label="noise level t")
         out = gr.Image(**picture)
         fn = lesson_forward if k == 0 else lesson_prediction
-        t.release(models.if_image(fn, 1), [model_box, image, t], out, api_name=fn.__name__)
+        clear_on_failure(t.release(models.if_image(fn, 1), [model_box, image, t], out, api_name=fn.__name__), [out])
     elif k == 2:
         d = gr.Slider(10, 300, value=100, step=10, label="step size Δ (from t = 300)")
         out = gr.Image(**picture)
-        d.release(models.if_image(lesson_step, 1), [model_box, image, d], out, api_name="lesson_step")
+        clear_on_failure(d.release(models.if_image(lesson_step, 1), [model_box, image, d], out, api_name="lesson_step"), [out])
     elif k == 3:
         target = gr.Radio(class_names, value=None, label="steer toward")
         out, said = gr.Image(**picture), gr.Markdown()
-        target.change(models.if_image(lesson_guidance, 2), [model_box, image, target], [out, said],
-                      api_name="lesson_guidance")
+        clear_on_failure(target.change(models.if_image(lesson_guidance, 2), [model_box, image, target], [out, said],
+                                       api_name="lesson_guidance"), [out, said])
     elif k == 4:
         t_star = gr.Slider(50, 500, value=250, step=25, label="how much may change: t*")
         out, said = gr.Image(**picture), gr.Markdown()
-        t_star.release(models.if_image(lesson_counterfactual, 2), [model_box, image, t_star], [out, said],
-                       api_name="lesson_counterfactual")
+        clear_on_failure(t_star.release(models.if_image(lesson_counterfactual, 2), [model_box, image, t_star],
+                                        [out, said], api_name="lesson_counterfactual"), [out, said])
     elif k == 5:
         t = gr.Slider(0, 500, value=200, step=10, label="true noise level t")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
-        t.release(models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said],
-                  api_name="lesson_noise_level")
+        clear_on_failure(t.release(models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said],
+                                   api_name="lesson_noise_level"), [fig, said])
     else:
         pick = gr.Radio(examples, value=None, label="image")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
-        pick.change(lesson_likelihood, [model_box, pick], [fig, said], api_name="lesson_likelihood")
+        clear_on_failure(pick.change(lesson_likelihood, [model_box, pick], [fig, said], api_name="lesson_likelihood"),
+                         [fig, said])

@@ -23,7 +23,8 @@ from ..checkpoint import atomic_write
 from ..data import load_like
 from ..probes import Sweep, block_features, heat_map
 from .compute import on_compute_thread
-from . import models, plots
+from . import models, native, plots
+from .errors import clear_on_failure
 
 PROBES = models.ROOT / "assets" / "probes"
 PCA_IMAGES = 2000
@@ -222,6 +223,23 @@ def representations(model_name: str, image, block: str = "", t: int = 50, seed: 
     return maps, pca_fig, summary
 
 
+PROBED = ("fmnist-ddpm", "fmnist-joint")
+
+
+def probe_curves(block: str):
+    """The shipped linear probes' test accuracy over t at one block, for each probed model (a table for a
+    native line plot; no model runs): how the class fades from that block's features as noise grows."""
+    curves, pixels = {}, None
+    for name in PROBED:
+        found = shipped_probe(name)
+        if found is None or block not in found[0].blocks:
+            continue
+        sweep = found[0]
+        curves[name] = (sweep.ts, np.asarray(sweep.accuracy)[sweep.blocks.index(block)])
+        pixels = sweep.pixels if pixels is None else pixels
+    return native.probe_curves(curves, pixels) if curves else None
+
+
 def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
     gr.Markdown(EXPLAIN)
     with gr.Row():
@@ -237,15 +255,19 @@ def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
         t = gr.Radio(levels, value=50 if 50 in levels else levels[-1], elem_id="rep-t",
                      label="noise level t (the levels of the probe heat maps; the test set's features ship for them)")
         seed = gr.Number(0, precision=0, label="noise seed")
+    run = gr.Button("Show the representation", variant="primary", elem_id="rep-btn")
     summary = gr.Markdown(elem_id="rep-summary")
     with gr.Row():
         maps = gr.Image(label="the block's feature maps (first 32 channels)", format="png", interactive=False,
                         elem_classes="pixelated", elem_id="rep-maps")
         pca = gr.Plot(label="PCA", show_label=False)
-    run = gr.Button("Show the representation", variant="primary", elem_id="rep-btn")
-    gr.on([run.click, t.change, block.change], models.if_image(representations, 3), [model_box, image, block, t, seed],
-          [maps, pca, summary], api_name="representations")
-
+    curves = gr.LinePlot(probe_curves(block.value), x="noise level t", y="test accuracy", color="features",
+                         y_lim=[0.5, 1], height=240, tooltip="all", elem_id="rep-probe-curve",
+                         label="linear probe on the chosen block: test accuracy over t (the heat maps' row)")
+    event = gr.on([run.click, t.change, block.change], models.if_image(representations, 3),
+                  [model_box, image, block, t, seed], [maps, pca, summary], api_name="representations")
+    clear_on_failure(event, [maps, pca, summary])
+    block.change(probe_curves, block, curves, api_name="probe_curve", queue=False)
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or ["fmnist-joint", "fmnist-ddpm"]:
