@@ -40,6 +40,15 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 .image-container .icon-button-wrapper { opacity: 0; transition: opacity 0.15s; }
 .image-container:hover .icon-button-wrapper, .image-container:focus-within .icon-button-wrapper { opacity: 1; }
 #examples .thumbnail-item img { image-rendering: pixelated; }
+/* Predict's preparation steps: one row of small captioned thumbnails (a full-width box left a tall blank). */
+#predict-stages .gallery-container, #predict-stages .grid-wrap { max-height: none !important; height: auto !important;
+  min-height: 0 !important; overflow: visible !important; }
+#predict-stages .grid-container { grid-template-columns: repeat(auto-fill, 96px) !important; grid-auto-rows: auto !important;
+  gap: 6px !important; padding-top: 0 !important; }
+#predict-stages .thumbnail-item { width: 96px !important; min-width: 0 !important; height: auto !important;
+  aspect-ratio: 1 / 1; }
+#predict-stages .thumbnail-item img { image-rendering: pixelated; }
+#predict-stages .icon-button-wrapper { display: none !important; }
 """
 SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');

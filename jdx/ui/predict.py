@@ -140,15 +140,16 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
             seen = gr.Image(label="what the model sees (28×28, enlarged)", format="png", interactive=False,
                             elem_classes="pixelated", height=200, elem_id="predict-seen")
             # One small row of thumbnails (the upload, each preparation step): it left a tall blank box.
-            stages = gr.Gallery(label="each step of preparing your upload", columns=5, rows=1, height=130,
+            stages = gr.Gallery(label="each step of preparing your upload", columns=5, height="auto",
                                 object_fit="contain", allow_preview=False, elem_id="predict-stages",
                                 elem_classes="pixelated")
         with gr.Column(scale=2, elem_id="predict-plots"):
             target = gr.Dropdown(["predicted class"] + class_names, value="predicted class",
                                  label="attribute to class")
             attr = gr.Plot(label="attributions (captum)", show_label=False)
-            robust = gr.LinePlot(x="noise level t", y="probability", color="class", y_lim=[0, 1], height=260,
-                                 label="prediction as the image is noised (hover a line to read it)",
+            robust = gr.LinePlot(x="noise level t", y="probability", color="class", y_lim=[0, 1], height=340,
+                                 title="prediction as the image is noised (hover a line to read it)",
+                                 label="prediction vs. noise level", show_label=False,
                                  tooltip="all", elem_id="predict-robust")
     inputs = [model_box, image]
     event = gr.on([run.click, image.change, model_box.change], models.if_image(predict, 4), inputs,

@@ -263,7 +263,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
         pca = gr.Plot(label="PCA", show_label=False)
     curves = gr.LinePlot(probe_curves(block.value), x="noise level t", y="test accuracy", color="features",
                          y_lim=[0.5, 1], height=240, tooltip="all", elem_id="rep-probe-curve",
-                         label="linear probe on the chosen block: test accuracy over t (the heat maps' row)")
+                         title="linear probe on the chosen block: test accuracy over t (a heat map row)",
+                         label="probe accuracy over t", show_label=False)
     event = gr.on([run.click, t.change, block.change], models.if_image(representations, 3),
                   [model_box, image, block, t, seed], [maps, pca, summary], api_name="representations")
     clear_on_failure(event, [maps, pca, summary])
