@@ -113,7 +113,7 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
     with gr.Row():
         x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=180)
         x0_cdm = gr.Image(label="CDM x̂₀", format="png", interactive=False, elem_classes="pixelated", height=180)
-        x0_ddm = gr.Image(label="diffusion model x̂₀ (picker on the left)", format="png", interactive=False,
+        x0_ddm = gr.Image(label="x̂₀ of the picked model", format="png", interactive=False,
                           elem_classes="pixelated", height=180)
     summary = gr.Markdown(elem_id="cdm-summary")
     with gr.Row():
