@@ -71,8 +71,8 @@ def close_toasts(page) -> None:
         close = page.locator("[data-testid='toast-close']")
         if close.count() == 0:
             return
-        close.first.click()
-        page.wait_for_timeout(200)
+        close.first.evaluate("b => b.click()")            # (it slides away as it is clicked)
+        page.wait_for_timeout(300)
 
 
 def drag(page, locator, start: float, end: float, y: float = 0.5) -> None:
