@@ -46,11 +46,12 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 /* Predict's preparation steps: one row of small captioned thumbnails (a full-width box left a tall blank). */
 #predict-stages .gallery-container, #predict-stages .grid-wrap { max-height: none !important; height: auto !important;
   min-height: 0 !important; overflow: visible !important; }
-#predict-stages .grid-container { grid-template-columns: repeat(auto-fill, 96px) !important; grid-auto-rows: auto !important;
+#predict-stages .grid-container { grid-template-columns: repeat(auto-fill, 104px) !important; grid-auto-rows: auto !important;
   gap: 6px !important; padding-top: 0 !important; }
-#predict-stages .thumbnail-item { width: 96px !important; min-width: 0 !important; height: auto !important;
+#predict-stages .thumbnail-item { width: 104px !important; min-width: 0 !important; height: auto !important;
   aspect-ratio: 1 / 1; }
 #predict-stages .thumbnail-item img { image-rendering: pixelated; }
+#predict-stages .caption-label { font-size: 11px !important; max-width: 96% !important; padding: 1px 4px !important; }
 #predict-stages .icon-button-wrapper { display: none !important; }
 """
 SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {

@@ -185,7 +185,8 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
                             elem_id="toy-cdm-field")
     with gr.Row():
         moving = gr.Plot(label="reverse process", show_label=False, elem_id="toy-moving")
-        path = gr.Plot(label="counterfactual path", show_label=False)
+        path = gr.Plot(toy_counterfactual(first, target=TOY_SETS[first][1][-1]), label="counterfactual path",
+                       show_label=False)
     with gr.Row():
         reverse_btn = gr.Button("Run the reverse process", elem_id="toy-reverse-btn")
         px = gr.Number(-0.5, label="start x")

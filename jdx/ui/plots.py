@@ -131,8 +131,9 @@ def overlays(image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str
 
 
 def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) -> Figure:
-    """ᾱ_t (left) and log₁₀ SNR (right) for each schedule, the current t marked."""
-    fig = _fig(PANEL, 3.0, bottom=0.17, left=0.12)
+    """ᾱ_t (left) and log₁₀ SNR (right) for each schedule, the current t marked; one legend below both (inside
+    either panel it covered the curves)."""
+    fig = _fig(PANEL, 3.3, bottom=0.3, left=0.12)
     fig.subplots_adjust(wspace=0.45)
     a1, a2 = fig.subplots(1, 2)
     for (name, (ab, snr)), c in zip(curves.items(), PALETTE):
@@ -146,12 +147,13 @@ def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) 
         ax.axvline(t, color="k", ls="--", lw=1)
         ax.set_xlabel("t")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=MIN_PT)
         ax.tick_params(labelsize=MIN_PT)
     a1.set(ylabel="ᾱ_t  (signal kept)", xlim=(0, T))
     a2.set(ylabel="log₁₀ SNR = log₁₀ ᾱ/(1−ᾱ)", xlim=(0, T))
     a1.set_title("how much of x₀ is left", fontsize=11)
     a2.set_title("signal-to-noise ratio", fontsize=11)
+    handles, labels = a1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=MIN_PT, frameon=False)
     return fig
 
 

@@ -91,7 +91,7 @@ def predict(model_name: str, image):
     probs = _BATCHED(model_name, x)[0].numpy()
     note = compute.run(lambda: ood_note(model, x))
     done = "; ".join(prep.steps) if prep.steps else "nothing: the upload already looks like the training images"
-    stages = [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "model input (as uploaded)")]
+    stages = [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "as uploaded")]
     return ({n: float(p) for n, p in zip(model.info.class_names, probs)}, big(x[0]),
             f"{note}\n\n**What was done to your upload:** {done}.", stages)
 

@@ -253,7 +253,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
                             elem_id="rep-block")
         levels = [v for v in SHIPPED_T if v <= default_model.schedule.T]
         t = gr.Radio(levels, value=50 if 50 in levels else levels[-1], elem_id="rep-t",
-                     label="noise level t (the levels of the probe heat maps; the test set's features ship for them)")
+                     label="noise level t (the heat maps' columns)")
         seed = gr.Number(0, precision=0, label="noise seed")
     run = gr.Button("Show the representation", variant="primary", elem_id="rep-btn")
     summary = gr.Markdown(elem_id="rep-summary")
