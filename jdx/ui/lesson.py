@@ -221,7 +221,8 @@ def _wire(k: int, model_box, image, class_names, examples):
         fn, inputs, outputs = models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said]
         clear_on_failure(t.release(fn, inputs, outputs, api_name="lesson_noise_level"), outputs)
     else:
-        pick = gr.Radio(examples, value=examples[0] if examples else None, label="image")
+        # a drop-down, not 30 radio buttons: in the lesson's large type those filled the projected screen
+        pick = gr.Dropdown(examples, value=examples[0] if examples else None, label="example image")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
         fn, inputs, outputs = lesson_likelihood, [model_box, pick], [fig, said]
         clear_on_failure(pick.change(fn, inputs, outputs, api_name="lesson_likelihood"), outputs)
