@@ -3,6 +3,8 @@ tabs on the right. Every event has an api_name, so everything here is scriptable
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -70,8 +72,12 @@ NOT_AN_IMAGE = ("That file is not an image this app can read ({why}). Upload a P
 
 
 def guard_uploads(component: gr.Image) -> gr.Image:
-    """Gradio decodes an upload before any handler runs; turn its decoding errors into a readable message."""
+    """Gradio decodes an upload before any handler runs; turn its decoding errors into a readable message —
+    said once: every view listening to the image decodes it, and one bad file gave eight identical red
+    toasts. The other listeners fail silently (their old outputs are still cleared, jdx/ui/errors.py)."""
     decode = component.preprocess
+    said: dict[str, float] = {}                # file → when its error was shown
+    lock = threading.Lock()
 
     def preprocess(payload):
         try:
@@ -79,7 +85,13 @@ def guard_uploads(component: gr.Image) -> gr.Image:
         except gr.Error:
             raise
         except Exception as e:   # noqa: BLE001 — whatever PIL raises, the user sees one clear sentence
-            raise gr.Error(NOT_AN_IMAGE.format(why=e.__class__.__name__)) from e
+            key = str(getattr(payload, "path", payload))
+            now = time.monotonic()
+            with lock:
+                first = now - said.get(key, -1e9) > 10      # (the same file again later: said again)
+                said[key] = now
+            raise gr.Error(NOT_AN_IMAGE.format(why=e.__class__.__name__), visible=first,
+                           print_exception=first) from e
     component.preprocess = preprocess
     return component
 
