@@ -30,7 +30,8 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
   margin: 0 0 6px 0 !important; box-shadow: none; }
 /* …and with the label above, a fixed-height image block kept its height and cut the picture's bottom off by the
    label's height: the picture takes what the label leaves. */
-.block:has(> label[data-testid="block-label"].float:not(.sr-only)):has(> .image-container img) { height: auto !important; }
+.block:has(> label[data-testid="block-label"].float:not(.sr-only)):has(> .image-container img) {
+  height: auto !important; }
 /* All 30 examples at once: six small thumbnails a row, no inner scrolling either way. */
 #examples, #examples .gallery-container, #examples .grid-wrap { max-height: none !important; height: auto !important;
   min-height: 0 !important; overflow: visible !important; }

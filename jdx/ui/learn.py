@@ -171,7 +171,8 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         curves = gr.Plot(label="schedules", show_label=False, scale=2)
     strip = gr.Image(label="x_t at t = 0, T/8, …, T", format="png", interactive=False, elem_classes="pixelated")
     clear_on_failure(gr.on([t.change, image.change, seed.change], models.if_image(forward, 3, warn=False),
-                           [model_box, image, t, seed], [x_t, strip, curves], api_name="forward", show_progress="hidden"),
+                           [model_box, image, t, seed], [x_t, strip, curves], api_name="forward",
+                           show_progress="hidden"),
                      [x_t, strip, curves])
 
     gr.Markdown(PLAYGROUND)

@@ -169,8 +169,8 @@ def lesson_likelihood(model_name: str, example: str):
     return out[5], out[6]
 
 
-TAB_NAMES = ("1 · Noise", "2 · Prediction", "3 · One step", "4 · Guidance", "5 · Counterfactual", "6 · Noise level",
-             "7 · Likelihood")      # short: all seven fit in one row at 1280 px (no "⋯" menu hiding steps 5–7)
+TAB_NAMES = ("1 · Noise", "2 · Prediction", "3 · One step", "4 · Guidance", "5 · Counterfactual",
+             "6 · Noise level", "7 · Likelihood")      # short: all seven fit in one row at 1280 px (no "⋯" menu hiding steps 5–7)
 
 
 def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str], examples: list[str]) -> None:

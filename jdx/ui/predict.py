@@ -135,7 +135,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     run = gr.Button("Classify", variant="primary", elem_id="predict-btn")
     with gr.Row():
         with gr.Column(scale=1):
-            label = gr.Label(num_top_classes=5, label="p(y | x) — the joint model's classifier", elem_id="predict-label")
+            label = gr.Label(num_top_classes=5, label="p(y | x) — the joint model's classifier",
+                             elem_id="predict-label")
             note = gr.Markdown(elem_id="predict-ood")
             seen = gr.Image(label="what the model sees (28×28, enlarged)", format="png", interactive=False,
                             elem_classes="pixelated", height=200, elem_id="predict-seen")
