@@ -191,7 +191,11 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
     ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal")
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=MIN_PT)
-    ax.legend(loc="lower right", fontsize=MIN_PT, markerscale=2)
+    legend = ax.legend(loc="lower right", fontsize=MIN_PT, markerscale=2)
+    from matplotlib.lines import Line2D
+    for handle in legend.legend_handles:      # markerscale enlarges the 5-pt data dots; the path's start dot and
+        if isinstance(handle, Line2D):        # 16-pt star it made huge, over the legend's own text
+            handle.set_markersize(8)
     return fig
 
 
