@@ -213,7 +213,7 @@ def representations(model_name: str, image, block: str = "", t: int = 50, seed: 
     mine = (F.adaptive_avg_pool2d(feats.float(), 2).flatten(1)[0].cpu().numpy() - mean) @ comps.T
     maps = feature_mosaic(fmap.float().cpu().numpy())
     pca_fig = plots.pca_scatter(coords, labels, model.info.class_names, mine,
-                                f"{names[b]}, t = {t}: {len(coords)} test images (PCA of 2×2-pooled features)")
+                                f"{names[b]}, t = {t}: {len(coords)} test images\n(PCA of 2×2-pooled features)")
     k = min(25, len(coords))
     nearest = np.argsort(((coords - mine) ** 2).sum(1))[:k]
     votes = np.bincount(labels[nearest], minlength=len(model.info.class_names))
