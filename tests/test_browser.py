@@ -65,6 +65,16 @@ def no_error(page) -> None:
     assert errors.count() == 0, errors.all_inner_texts()
 
 
+def close_toasts(page) -> None:
+    """Dismiss every toast, as a person clicks × (the next tests look for new red ones)."""
+    for _ in range(10):
+        close = page.locator("[data-testid='toast-close']")
+        if close.count() == 0:
+            return
+        close.first.evaluate("b => b.click()")            # (it slides away as it is clicked)
+        page.wait_for_timeout(300)
+
+
 def drag(page, locator, start: float, end: float, y: float = 0.5) -> None:
     """Press the mouse at fraction `start` of the element's width, move to `end`, release."""
     locator.scroll_into_view_if_needed()       # the mouse only reaches what is on screen
@@ -79,10 +89,16 @@ def top_class(page):
     return page.locator(".output-class").first              # gr.Label's headline: the top class
 
 
+def robustness_plot(page):
+    """Predict's prediction-vs-noise line plot, drawn by the browser (Vega)."""
+    return page.locator("#predict-robust canvas, #predict-robust svg.marks").first
+
+
 def test_page_opens_with_an_example_and_its_answer(page):
     """A first-time visitor sees an image, its prediction and both plots without doing anything."""
     expect(top_class(page)).to_have_text("Sneaker", timeout=90_000)
-    expect(page.locator("#predict-plots img")).to_have_count(2, timeout=90_000)
+    expect(page.locator("#predict-plots img")).to_have_count(1, timeout=90_000)      # the attributions
+    expect(robustness_plot(page)).to_be_visible(timeout=90_000)                      # a native line plot
     expect(page.locator("#input-image img")).to_have_count(1)
     no_error(page)
     # All eight tabs in one row at 1280 px: none hidden behind an overflow ("⋯") menu.
@@ -105,6 +121,27 @@ def test_gallery_shows_all_examples_and_a_click_picks_one(page):
     thumbs.nth(24).click()                                    # 8-bag-0.png
     expect(top_class(page)).to_have_text("Bag", timeout=60_000)
     no_error(page)
+
+
+def test_a_failed_action_clears_the_old_answer(page, tmp_path):
+    """A bad upload after a good answer: a red error says why, and the previous image's label, attributions
+    and curves are gone (left beside the error they read as the answer to the new file)."""
+    expect(top_class(page)).to_have_text(re.compile(r"\S"), timeout=90_000)
+    expect(page.locator("#predict-plots img")).to_have_count(1, timeout=90_000)
+    bad = tmp_path / "not-really.png"
+    bad.write_bytes(b"this is a text file, not a picture\n" * 20)
+    page.locator("#input-image input[type=file]").set_input_files(str(bad))
+    expect(page.locator(ERROR_TOAST).first).to_contain_text("not an image", timeout=60_000)
+    page.wait_for_timeout(3000)                               # every view decodes the image: one message
+    said = page.locator(ERROR_TOAST).all_inner_texts()
+    assert "".join(said).count("not an image") == 1, said
+    expect(top_class(page)).to_have_count(0, timeout=10_000)
+    expect(page.locator("#predict-plots img")).to_have_count(0)
+    expect(page.locator("#predict-ood")).not_to_contain_text("training data")
+    expect(robustness_plot(page)).to_have_count(0)
+    close_toasts(page)
+    page.locator("#examples button.thumbnail-item").nth(21).click()      # back to the sneaker for the next tests
+    expect(top_class(page)).to_have_text("Sneaker", timeout=60_000)
 
 
 def test_a_brush_stroke_on_the_canvas_becomes_the_image(page):
@@ -183,9 +220,9 @@ def test_noise_level_and_representations(page):
     no_error(page)
     shot(page, "noise-level")
     tab(page, "Representations")
-    if os.environ.get("JDX_BROWSER_FULL"):                   # its first answer is slow without part B's cache
-        page.locator("#rep-btn").click()
-        expect(page.locator("#rep-summary")).to_contain_text("nearest to yours", timeout=180_000)
+    page.locator("#rep-btn").click()                          # the test set's features ship: one U-Net pass
+    expect(page.locator("#rep-summary")).to_contain_text("nearest to yours", timeout=180_000)
+    expect(page.locator("#rep-probe-curve svg.marks").first).to_be_visible()
     no_error(page)
     shot(page, "representations")
 

@@ -3,6 +3,8 @@ tabs on the right. Every event has an api_name, so everything here is scriptable
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -26,6 +28,10 @@ CSS = """
    frames of strips and the before/after pair: put every label above its content instead. */
 label[data-testid="block-label"].float { position: relative !important; top: 0 !important; left: 0 !important;
   margin: 0 0 6px 0 !important; box-shadow: none; }
+/* …and with the label above, a fixed-height image block kept its height and cut the picture's bottom off by the
+   label's height: the picture takes what the label leaves. */
+.block:has(> label[data-testid="block-label"].float:not(.sr-only)):has(> .image-container img) {
+  height: auto !important; }
 /* All 30 examples at once: six small thumbnails a row, no inner scrolling either way. */
 #examples, #examples .gallery-container, #examples .grid-wrap { max-height: none !important; height: auto !important;
   min-height: 0 !important; overflow: visible !important; }
@@ -40,6 +46,16 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 .image-container .icon-button-wrapper { opacity: 0; transition: opacity 0.15s; }
 .image-container:hover .icon-button-wrapper, .image-container:focus-within .icon-button-wrapper { opacity: 1; }
 #examples .thumbnail-item img { image-rendering: pixelated; }
+/* Predict's preparation steps: one row of small captioned thumbnails (a full-width box left a tall blank). */
+#predict-stages .gallery-container, #predict-stages .grid-wrap { max-height: none !important; height: auto !important;
+  min-height: 0 !important; overflow: visible !important; }
+#predict-stages .grid-container { grid-template-columns: repeat(auto-fill, 104px) !important; grid-auto-rows: auto !important;
+  gap: 6px !important; padding-top: 0 !important; }
+#predict-stages .thumbnail-item { width: 104px !important; min-width: 0 !important; height: auto !important;
+  aspect-ratio: 1 / 1; }
+#predict-stages .thumbnail-item img { image-rendering: pixelated; }
+#predict-stages .caption-label { font-size: 11px !important; max-width: 96% !important; padding: 1px 4px !important; }
+#predict-stages .icon-button-wrapper { display: none !important; }
 """
 SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');
@@ -57,8 +73,12 @@ NOT_AN_IMAGE = ("That file is not an image this app can read ({why}). Upload a P
 
 
 def guard_uploads(component: gr.Image) -> gr.Image:
-    """Gradio decodes an upload before any handler runs; turn its decoding errors into a readable message."""
+    """Gradio decodes an upload before any handler runs; turn its decoding errors into a readable message —
+    said once: every view listening to the image decodes it, and one bad file gave eight identical red
+    toasts. The other listeners fail silently (their old outputs are still cleared, jdx/ui/errors.py)."""
     decode = component.preprocess
+    said: dict[str, float] = {}                # file → when its error was shown
+    lock = threading.Lock()
 
     def preprocess(payload):
         try:
@@ -66,7 +86,13 @@ def guard_uploads(component: gr.Image) -> gr.Image:
         except gr.Error:
             raise
         except Exception as e:   # noqa: BLE001 — whatever PIL raises, the user sees one clear sentence
-            raise gr.Error(NOT_AN_IMAGE.format(why=e.__class__.__name__)) from e
+            key = str(getattr(payload, "path", payload))
+            now = time.monotonic()
+            with lock:
+                first = now - said.get(key, -1e9) > 10      # (the same file again later: said again)
+                said[key] = now
+            raise gr.Error(NOT_AN_IMAGE.format(why=e.__class__.__name__), visible=first,
+                           print_exception=first) from e
     component.preprocess = preprocess
     return component
 

@@ -17,6 +17,7 @@ from ..viz import grid
 from . import compute
 from .compute import on_compute_thread
 from . import models, plots
+from .errors import clear_on_failure
 from .pictures import big
 
 FORWARD = """**The forward process** destroys an image on purpose: x_t = √ᾱ_t · x₀ + √(1−ᾱ_t) · ε with
@@ -169,8 +170,10 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
                        elem_id="learn-forward")
         curves = gr.Plot(label="schedules", show_label=False, scale=2)
     strip = gr.Image(label="x_t at t = 0, T/8, …, T", format="png", interactive=False, elem_classes="pixelated")
-    gr.on([t.change, image.change, seed.change], models.if_image(forward, 3, warn=False), [model_box, image, t, seed],
-          [x_t, strip, curves], api_name="forward", show_progress="hidden")
+    clear_on_failure(gr.on([t.change, image.change, seed.change], models.if_image(forward, 3, warn=False),
+                           [model_box, image, t, seed], [x_t, strip, curves], api_name="forward",
+                           show_progress="hidden"),
+                     [x_t, strip, curves])
 
     gr.Markdown(PLAYGROUND)
     first = list(TOY_SETS)[0]
@@ -183,7 +186,8 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
                             elem_id="toy-cdm-field")
     with gr.Row():
         moving = gr.Plot(label="reverse process", show_label=False, elem_id="toy-moving")
-        path = gr.Plot(label="counterfactual path", show_label=False)
+        path = gr.Plot(toy_counterfactual(first, target=TOY_SETS[first][1][-1]), label="counterfactual path",
+                       show_label=False)
     with gr.Row():
         reverse_btn = gr.Button("Run the reverse process", elem_id="toy-reverse-btn")
         px = gr.Number(-0.5, label="start x")
@@ -196,6 +200,6 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
     gr.on([data.change, toy_t.release], toy_cdm_field, [data, toy_t], cdm_field, api_name="toy_cdm_field")
     data.change(lambda d: gr.update(choices=TOY_SETS[d][1], value=TOY_SETS[d][1][-1]), data, target,
                 api_name="toy_classes")
-    reverse_btn.click(toy_reverse, data, moving, api_name="toy_reverse")
-    cf_btn.click(toy_counterfactual, [data, px, py, target, toy_t_star, toy_scale], path,
-                 api_name="toy_counterfactual")
+    clear_on_failure(reverse_btn.click(toy_reverse, data, moving, api_name="toy_reverse"), [moving])
+    clear_on_failure(cf_btn.click(toy_counterfactual, [data, px, py, target, toy_t_star, toy_scale], path,
+                                  api_name="toy_counterfactual"), [path])

@@ -14,6 +14,7 @@ from ..generate import generate
 from ..viz import grid
 from . import counterfactual as counterfactual_view, models, noise_level as noise_level_view
 from .compute import on_compute_thread
+from .errors import clear_on_failure
 
 CSS = """
 #lesson .prose, #lesson .prose p, #lesson label span { font-size: 1.35rem !important; line-height: 1.45; }
@@ -59,12 +60,13 @@ STEPS = [
     Step("6 · A classifier of noise levels",
          "A second network (a CDM) only learned to tell how noisy an image is: p(t | x_t). Its gradient turns out "
          "to be a denoiser too.",
-         "The bars are the CDM's belief about t; the true t is marked — drag t and see whether it follows.",
+         "The shaded curve is the CDM's belief about t, the dashed line the true t: drag t and see whether it follows.",
          "Which noise levels are hard to tell apart, and why would that be?"),
     Step("7 · How likely is this image?",
          "Adding up what the noise-level classifier knows over all t gives the image's likelihood, in bits per "
          "dimension (bpd): fewer bits means the model finds the image more typical.",
-         "Pick different garments: the bars show where along t the bits are spent; the summary gives the total.",
+         "Pick different garments: the red line is the picked image among the test images' bits/dim; the summary "
+         "gives the number.",
          "Would a photo of a cat get more or fewer bits than a shirt? Why?"),
 ]
 
@@ -167,48 +169,61 @@ def lesson_likelihood(model_name: str, example: str):
     return out[5], out[6]
 
 
+TAB_NAMES = ("1 · Noise", "2 · Prediction", "3 · One step", "4 · Guidance", "5 · Counterfactual",
+             "6 · Noise level", "7 · Likelihood")      # short: all seven fit in one row at 1280 px (no "⋯" menu hiding steps 5–7)
+
+
 def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str], examples: list[str]) -> None:
-    """The seven steps as presenter tabs; every control recomputes on release."""
+    """The seven steps as presenter tabs; every control recomputes on release, and opening a step draws its
+    picture with the controls as they are (a projected step never starts on an empty frame)."""
     names = [e.rsplit("/", 1)[-1] for e in examples]
     with gr.Column(elem_id="lesson"):
-        gr.Markdown("## A guided lesson — one step at a time (pick an image on the left first)")
+        gr.Markdown("Seven steps: pick an image on the left, then go through the tabs.")
         with gr.Tabs():
             for k, step in enumerate(STEPS):
-                with gr.Tab(step.title.split(" · ")[0] + " · " + step.title.split(" · ")[1].split(":")[0],
-                            id=f"lesson-{k + 1}"):
+                with gr.Tab(TAB_NAMES[k], id=f"lesson-{k + 1}") as tab:
                     gr.Markdown(f"## {step.title}\n{step.what}")
-                    _wire(k, model_box, image, class_names, names)
+                    fn, inputs, outputs = _wire(k, model_box, image, class_names, names)
                     gr.Markdown(f"**Look for:** {step.look}")
                     gr.Markdown(f"**Ask the class:** {step.ask}", elem_classes="lesson-ask")
+                tab.select(fn, inputs, outputs, api_name=False)
+                if k == 0:        # the first step shows when the lesson opens: keep it drawn (one cheap noising)
+                    image.change(fn, inputs, outputs, api_name=False, show_progress="hidden")
 
 
-def _wire(k: int, model_box, image, class_names, examples) -> None:
-    picture = dict(format="png", interactive=False, elem_classes="pixelated", show_label=False, height=360)
+def _wire(k: int, model_box, image, class_names, examples):
+    """Step k's control and picture, wired; → (handler, inputs, outputs) to draw it as the step opens."""
+    picture = dict(format="png", interactive=False, elem_classes="pixelated", show_label=False, height=300)
     if k in (0, 1):
         t = gr.Slider(0 if k == 0 else 1, 500, value=200, step=10, label="noise level t")
         out = gr.Image(**picture)
-        fn = lesson_forward if k == 0 else lesson_prediction
-        t.release(models.if_image(fn, 1), [model_box, image, t], out, api_name=fn.__name__)
+        step = lesson_forward if k == 0 else lesson_prediction
+        fn, inputs, outputs = models.if_image(step, 1), [model_box, image, t], [out]
+        clear_on_failure(t.release(fn, inputs, outputs, api_name=step.__name__), outputs)
     elif k == 2:
         d = gr.Slider(10, 300, value=100, step=10, label="step size Δ (from t = 300)")
         out = gr.Image(**picture)
-        d.release(models.if_image(lesson_step, 1), [model_box, image, d], out, api_name="lesson_step")
+        fn, inputs, outputs = models.if_image(lesson_step, 1), [model_box, image, d], [out]
+        clear_on_failure(d.release(fn, inputs, outputs, api_name="lesson_step"), outputs)
     elif k == 3:
-        target = gr.Radio(class_names, value=None, label="steer toward")
+        target = gr.Radio(class_names, value=class_names[-2], label="steer toward")
         out, said = gr.Image(**picture), gr.Markdown()
-        target.change(models.if_image(lesson_guidance, 2), [model_box, image, target], [out, said],
-                      api_name="lesson_guidance")
+        fn, inputs, outputs = models.if_image(lesson_guidance, 2), [model_box, image, target], [out, said]
+        clear_on_failure(target.change(fn, inputs, outputs, api_name="lesson_guidance"), outputs)
     elif k == 4:
         t_star = gr.Slider(50, 500, value=250, step=25, label="how much may change: t*")
         out, said = gr.Image(**picture), gr.Markdown()
-        t_star.release(models.if_image(lesson_counterfactual, 2), [model_box, image, t_star], [out, said],
-                       api_name="lesson_counterfactual")
+        fn, inputs, outputs = models.if_image(lesson_counterfactual, 2), [model_box, image, t_star], [out, said]
+        clear_on_failure(t_star.release(fn, inputs, outputs, api_name="lesson_counterfactual"), outputs)
     elif k == 5:
         t = gr.Slider(0, 500, value=200, step=10, label="true noise level t")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
-        t.release(models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said],
-                  api_name="lesson_noise_level")
+        fn, inputs, outputs = models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said]
+        clear_on_failure(t.release(fn, inputs, outputs, api_name="lesson_noise_level"), outputs)
     else:
-        pick = gr.Radio(examples, value=None, label="image")
+        # a drop-down, not 30 radio buttons: in the lesson's large type those filled the projected screen
+        pick = gr.Dropdown(examples, value=examples[0] if examples else None, label="example image")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
-        pick.change(lesson_likelihood, [model_box, pick], [fig, said], api_name="lesson_likelihood")
+        fn, inputs, outputs = lesson_likelihood, [model_box, pick], [fig, said]
+        clear_on_failure(pick.change(fn, inputs, outputs, api_name="lesson_likelihood"), outputs)
+    return fn, inputs, outputs

@@ -12,6 +12,7 @@ from ..cdm import dequantize
 from .compute import on_compute_thread
 from ..ood import calibration_for_cdm, png_bits_per_dim
 from . import models, plots
+from .errors import clear_on_failure
 from .pictures import big, channel_mean
 
 CDM_KINDS = ("cdm",)
@@ -108,17 +109,17 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         cdm = gr.Dropdown(names, value=names[0], label="noise-level classifier", elem_id="cdm-picker")
         t = gr.Slider(1, models.get(names[0]).schedule.T, value=200, step=1, label="noise level t", elem_id="cdm-t")
         seed = gr.Number(0, precision=0, label="noise seed")
+    run = gr.Button("Classify the noise level", variant="primary", elem_id="cdm-btn")
     with gr.Row():
         x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=180)
         x0_cdm = gr.Image(label="CDM x̂₀", format="png", interactive=False, elem_classes="pixelated", height=180)
-        x0_ddm = gr.Image(label="diffusion model x̂₀ (picker on the left)", format="png", interactive=False,
+        x0_ddm = gr.Image(label="x̂₀ of the picked model", format="png", interactive=False,
                           elem_classes="pixelated", height=180)
     summary = gr.Markdown(elem_id="cdm-summary")
     with gr.Row():
         level_fig = gr.Plot(label="p(t | x_t)", show_label=False)
         bpd_fig = gr.Plot(label="bits/dim", show_label=False)
     grad_fig = gr.Plot(label="gradient", show_label=False)
-    run = gr.Button("Classify the noise level", variant="primary", elem_id="cdm-btn")
-    gr.on([run.click, t.release, cdm.change], models.if_image(noise_level, 7),
-          [model_box, image, cdm, t, seed], [x_t, x0_cdm, x0_ddm, level_fig, grad_fig, bpd_fig, summary],
-          api_name="noise_level")
+    outputs = [x_t, x0_cdm, x0_ddm, level_fig, grad_fig, bpd_fig, summary]
+    clear_on_failure(gr.on([run.click, t.release, cdm.change], models.if_image(noise_level, 7),
+                           [model_box, image, cdm, t, seed], outputs, api_name="noise_level"), outputs)

@@ -131,8 +131,9 @@ def overlays(image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str
 
 
 def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) -> Figure:
-    """ᾱ_t (left) and log₁₀ SNR (right) for each schedule, the current t marked."""
-    fig = _fig(PANEL, 3.0, bottom=0.17, left=0.12)
+    """ᾱ_t (left) and log₁₀ SNR (right) for each schedule, the current t marked; one legend below both (inside
+    either panel it covered the curves)."""
+    fig = _fig(PANEL, 3.3, bottom=0.3, left=0.12)
     fig.subplots_adjust(wspace=0.45)
     a1, a2 = fig.subplots(1, 2)
     for (name, (ab, snr)), c in zip(curves.items(), PALETTE):
@@ -146,12 +147,13 @@ def schedules(curves: dict[str, tuple[np.ndarray, np.ndarray]], t: int, T: int) 
         ax.axvline(t, color="k", ls="--", lw=1)
         ax.set_xlabel("t")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=MIN_PT)
         ax.tick_params(labelsize=MIN_PT)
     a1.set(ylabel="ᾱ_t  (signal kept)", xlim=(0, T))
     a2.set(ylabel="log₁₀ SNR = log₁₀ ᾱ/(1−ᾱ)", xlim=(0, T))
     a1.set_title("how much of x₀ is left", fontsize=11)
     a2.set_title("signal-to-noise ratio", fontsize=11)
+    handles, labels = a1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=MIN_PT, frameon=False)
     return fig
 
 
@@ -189,7 +191,11 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
     ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal")
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=MIN_PT)
-    ax.legend(loc="lower right", fontsize=MIN_PT, markerscale=2)
+    legend = ax.legend(loc="lower right", fontsize=MIN_PT, markerscale=2)
+    from matplotlib.lines import Line2D
+    for handle in legend.legend_handles:      # markerscale enlarges the 5-pt data dots; the path's start dot and
+        if isinstance(handle, Line2D):        # 16-pt star it made huge, over the legend's own text
+            handle.set_markersize(8)
     return fig
 
 
@@ -211,8 +217,10 @@ def level_posterior(probs: np.ndarray, t_true: int, T: int, expected: float) -> 
 
 def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | None = None,
                   label: str = "your image") -> Figure:
-    """The test set's bits/dim as a histogram, the given image as a red line, and reference means (OOD sets)."""
-    fig = _fig(HALF, 3.2, bottom=0.19, left=0.15)
+    """The test set's bits/dim as a histogram, the given image as a red line, and reference means (OOD sets).
+    The legend sits below the axes: inside, it covered the histogram's tail and the OOD lines."""
+    fig = _fig(HALF, 3.7, bottom=0.34, left=0.15)
+    fig.subplots_adjust(top=0.9)
     ax = fig.add_subplot()
     if hist:
         edges = np.asarray(hist["edges"])
@@ -224,7 +232,9 @@ def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | No
     ax.set_title("one-pass likelihood (Thm 3.2)", fontsize=11)
     ax.tick_params(labelsize=MIN_PT)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=MIN_PT)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=MIN_PT,
+               frameon=False, columnspacing=1.0, handlelength=1.6)
     return fig
 
 

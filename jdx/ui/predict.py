@@ -15,7 +15,8 @@ from ..explain import noise_robustness
 from ..ood import Detector, standardised
 from . import compute
 from .compute import on_compute_thread
-from . import models, plots
+from . import models, native, plots
+from .errors import clear_on_failure
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** The same network that removes noise also says what the picture is: its
@@ -75,10 +76,10 @@ def ood_note(model, x: torch.Tensor) -> str:
     z = {k: float(v[0]) for k, v in standardised(r.components, det.cal).items()}
     why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f} σ" for k, v in z.items())
     if not bool(r.in_distribution[0]):
-        return (f"### ⚠️ This picture is unlike the training data\nOOD score **{score:.2f}** > threshold {thr:.2f} "
+        return (f"### ⚠ This picture is unlike the training data\nOOD score **{score:.2f}** > threshold {thr:.2f} "
                 f"({det.cal.percentile:.0f} % of training images score below it; {why}). The classifier must still "
                 "name one of its classes, so **the label above means little here**.")
-    return (f"✅ Like the training data: OOD score {score:.2f} ≤ threshold {thr:.2f} "
+    return (f"✓ Like the training data: OOD score {score:.2f} ≤ threshold {thr:.2f} "
             f"({det.cal.percentile:.0f} % of training images score below it; {why}).")
 
 
@@ -90,7 +91,7 @@ def predict(model_name: str, image):
     probs = _BATCHED(model_name, x)[0].numpy()
     note = compute.run(lambda: ood_note(model, x))
     done = "; ".join(prep.steps) if prep.steps else "nothing: the upload already looks like the training images"
-    stages = [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "model input (as uploaded)")]
+    stages = [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "as uploaded")]
     return ({n: float(p) for n, p in zip(model.info.class_names, probs)}, big(x[0]),
             f"{note}\n\n**What was done to your upload:** {done}.", stages)
 
@@ -110,13 +111,14 @@ def attribute(model_name: str, image, target: str = "predicted class"):
 
 @on_compute_thread
 def robustness(model_name: str, image, draws: int = 4):
-    """p(y | x_t, t) for t = 0 … T (mean over a few noise draws): how much noise the prediction survives."""
+    """p(y | x_t, t) for t = 0 … T (mean over a few noise draws): how much noise the prediction survives — a
+    table (noise level t, probability, class) for the page's native line plot."""
     model = models.require_classifier(models.get(model_name))
     x = models.image_input(model, image)
     T = model.schedule.T
     ts = np.linspace(0, T, 21).round().astype(int).tolist()
     probs = noise_robustness(model, x, ts, draws=int(draws)).numpy()
-    return plots.class_curves(ts, probs, model.info.class_names, "noise level t", "prediction as the image is noised")
+    return native.class_curves(ts, probs, model.info.class_names)
 
 
 PREDICT_CONCURRENCY = 16      # handlers mostly wait for the compute thread; more in flight → bigger batches
@@ -130,24 +132,32 @@ def _index(names: list[str], name: str) -> int:
 
 def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> None:
     gr.Markdown(EXPLAIN)
+    run = gr.Button("Classify", variant="primary", elem_id="predict-btn")
     with gr.Row():
         with gr.Column(scale=1):
-            label = gr.Label(num_top_classes=5, label="p(y | x) — the joint model's classifier")
+            label = gr.Label(num_top_classes=5, label="p(y | x) — the joint model's classifier",
+                             elem_id="predict-label")
             note = gr.Markdown(elem_id="predict-ood")
-            stages = gr.Gallery(label="what the model sees and why: each step of preparing your upload",
-                                columns=6, height="auto", object_fit="contain", allow_preview=False,
-                                elem_id="predict-stages")
             seen = gr.Image(label="what the model sees (28×28, enlarged)", format="png", interactive=False,
-                            elem_classes="pixelated", height=240)
+                            elem_classes="pixelated", height=200, elem_id="predict-seen")
+            # One small row of thumbnails (the upload, each preparation step): it left a tall blank box.
+            stages = gr.Gallery(label="each step of preparing your upload", columns=5, height="auto",
+                                object_fit="contain", allow_preview=False, elem_id="predict-stages",
+                                elem_classes="pixelated")
         with gr.Column(scale=2, elem_id="predict-plots"):
             target = gr.Dropdown(["predicted class"] + class_names, value="predicted class",
                                  label="attribute to class")
             attr = gr.Plot(label="attributions (captum)", show_label=False)
-            robust = gr.Plot(label="prediction vs. noise level", show_label=False)
-    run = gr.Button("Classify", variant="primary", elem_id="predict-btn")
+            robust = gr.LinePlot(x="noise level t", y="probability", color="class", y_lim=[0, 1], height=340,
+                                 title="prediction as the image is noised (hover a line to read it)",
+                                 label="prediction vs. noise level", show_label=False,
+                                 tooltip="all", elem_id="predict-robust")
     inputs = [model_box, image]
-    gr.on([run.click, image.change, model_box.change], models.if_image(predict, 4), inputs, [label, seen, note, stages],
-          api_name="predict", concurrency_limit=PREDICT_CONCURRENCY) \
-        .success(models.if_image(attribute, 1, warn=False), inputs + [target], attr, api_name="attribute") \
-        .success(models.if_image(robustness, 1, warn=False), inputs, robust, api_name="robustness")
-    target.change(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute_class")
+    event = gr.on([run.click, image.change, model_box.change], models.if_image(predict, 4), inputs,
+                  [label, seen, note, stages], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY)
+    explained = event.success(models.if_image(attribute, 1, warn=False), inputs + [target], attr, api_name="attribute")
+    explained.success(models.if_image(robustness, 1, warn=False), inputs, robust, api_name="robustness")
+    clear_on_failure(event, [label, seen, note, stages, attr, robust])     # no old answer beside an error
+    clear_on_failure(explained, [attr, robust])
+    clear_on_failure(target.change(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute_class"),
+                     [attr])

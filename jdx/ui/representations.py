@@ -23,7 +23,8 @@ from ..checkpoint import atomic_write
 from ..data import load_like
 from ..probes import Sweep, block_features, heat_map
 from .compute import on_compute_thread
-from . import models, plots
+from . import models, native, plots
+from .errors import clear_on_failure
 
 PROBES = models.ROOT / "assets" / "probes"
 PCA_IMAGES = 2000
@@ -212,7 +213,7 @@ def representations(model_name: str, image, block: str = "", t: int = 50, seed: 
     mine = (F.adaptive_avg_pool2d(feats.float(), 2).flatten(1)[0].cpu().numpy() - mean) @ comps.T
     maps = feature_mosaic(fmap.float().cpu().numpy())
     pca_fig = plots.pca_scatter(coords, labels, model.info.class_names, mine,
-                                f"{names[b]}, t = {t}: {len(coords)} test images (PCA of 2×2-pooled features)")
+                                f"{names[b]}, t = {t}: {len(coords)} test images\n(PCA of 2×2-pooled features)")
     k = min(25, len(coords))
     nearest = np.argsort(((coords - mine) ** 2).sum(1))[:k]
     votes = np.bincount(labels[nearest], minlength=len(model.info.class_names))
@@ -220,6 +221,23 @@ def representations(model_name: str, image, block: str = "", t: int = 50, seed: 
                f"({fmap.shape[1]}×{fmap.shape[2]}) above, each on its own colour scale. Among the {k} test images nearest to yours in this plane, "
                f"most are **{model.info.class_names[int(votes.argmax())]}** ({votes.max()}/{k}).")
     return maps, pca_fig, summary
+
+
+PROBED = ("fmnist-ddpm", "fmnist-joint")
+
+
+def probe_curves(block: str):
+    """The shipped linear probes' test accuracy over t at one block, for each probed model (a table for a
+    native line plot; no model runs): how the class fades from that block's features as noise grows."""
+    curves, pixels = {}, None
+    for name in PROBED:
+        found = shipped_probe(name)
+        if found is None or block not in found[0].blocks:
+            continue
+        sweep = found[0]
+        curves[name] = (sweep.ts, np.asarray(sweep.accuracy)[sweep.blocks.index(block)])
+        pixels = sweep.pixels if pixels is None else pixels
+    return native.probe_curves(curves, pixels) if curves else None
 
 
 def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
@@ -235,17 +253,22 @@ def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
                             elem_id="rep-block")
         levels = [v for v in SHIPPED_T if v <= default_model.schedule.T]
         t = gr.Radio(levels, value=50 if 50 in levels else levels[-1], elem_id="rep-t",
-                     label="noise level t (the levels of the probe heat maps; the test set's features ship for them)")
+                     label="noise level t (the heat maps' columns)")
         seed = gr.Number(0, precision=0, label="noise seed")
+    run = gr.Button("Show the representation", variant="primary", elem_id="rep-btn")
     summary = gr.Markdown(elem_id="rep-summary")
     with gr.Row():
         maps = gr.Image(label="the block's feature maps (first 32 channels)", format="png", interactive=False,
                         elem_classes="pixelated", elem_id="rep-maps")
         pca = gr.Plot(label="PCA", show_label=False)
-    run = gr.Button("Show the representation", variant="primary", elem_id="rep-btn")
-    gr.on([run.click, t.change, block.change], models.if_image(representations, 3), [model_box, image, block, t, seed],
-          [maps, pca, summary], api_name="representations")
-
+    curves = gr.LinePlot(probe_curves(block.value), x="noise level t", y="test accuracy", color="features",
+                         y_lim=[0.5, 1], height=240, tooltip="all", elem_id="rep-probe-curve",
+                         title="linear probe on the chosen block: test accuracy over t (a heat map row)",
+                         label="probe accuracy over t", show_label=False)
+    event = gr.on([run.click, t.change, block.change], models.if_image(representations, 3),
+                  [model_box, image, block, t, seed], [maps, pca, summary], api_name="representations")
+    clear_on_failure(event, [maps, pca, summary])
+    block.change(probe_curves, block, curves, api_name="probe_curve", queue=False)
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or ["fmnist-joint", "fmnist-ddpm"]:
