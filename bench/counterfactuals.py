@@ -44,8 +44,8 @@ GRID = {
     "ace-t150-s200": dict(method="ace", t_star=150, scale=200.0),
     "ddim-inversion-t100-s200": dict(method="ddim-inversion", t_star=100, scale=200.0),
     "ddim-inversion-t150-s200": dict(method="ddim-inversion", t_star=150, scale=200.0),
-    "adaptive-t200-s200": dict(method="adaptive", t_star=200, scale=200.0, lam=1.0),
-    "adaptive-t250-s400": dict(method="adaptive", t_star=250, scale=400.0, lam=1.0),
+    "dime-t300-s400-l1.5": dict(method="dime", t_star=300, scale=400.0, lam=1.5),     # dime's new default
+    "adaptive-t200-s300-l1.5": dict(method="adaptive", t_star=200, scale=300.0, lam=1.5),
 }
 # Where the classifier's gradient is taken (jdx.counterfactual_methods.GUIDES): DiME at one setting with each.
 GUIDE_GRID = {f"dime-t150-s200-l1-{g}": dict(method="dime", t_star=150, scale=200.0, lam=1.0, guide=g)

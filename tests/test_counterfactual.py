@@ -136,6 +136,7 @@ def test_every_guide_runs(model, x, guide):
 def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_dir, tmp_path):
     sys.path.insert(0, str(ROOT))
     from bench import counterfactuals as bench
+    from jdx.counterfactual import DEFAULT
     out = tmp_path / "cf"
     bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
                 "--configs", "default", "sdedit-t150-s200", "--steps", "2", "--out", str(out)])
@@ -146,7 +147,7 @@ def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_di
         assert m["n"] == 4 and 0 <= m["flip_joint"] <= 1 and 0 <= m["validity_separate"] <= 1
         assert 0 <= m["l1"] <= m["rms"] <= 1 and -1 <= m["cout"] <= 1 and m["fid"] >= 0 and m["seconds_per_edit"] > 0
         assert r["command"].startswith("python bench/counterfactuals.py")
-    assert "| default-random-n4 | dime |" in (out / "counterfactuals.md").read_text()
+    assert f"| default-random-n4 | {DEFAULT.method} |" in (out / "counterfactuals.md").read_text()
     mtime = (out / "runs").stat().st_mtime_ns
     bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
                 "--configs", "default", "--steps", "2", "--out", str(out)])    # resumes: nothing recomputed
@@ -250,9 +251,9 @@ def test_adaptive_stops_at_the_first_accepted_rung(model, x, monkeypatch, accept
     monkeypatch.setattr(cfm, "ACCEPT_P", accept_p)
     t_star, scale = 30, 50.0
     cf = counterfactual(model, x, [0, 0, 1], method="adaptive", t_star=t_star, scale=scale, steps=3, seed=[1, 2, 3])
-    f_t, f_s = cfm.LADDER[rung]
+    f_t, f_s, f_lam = cfm.LADDER[rung]
     dime = counterfactual(model, x, [0, 0, 1], method="dime", t_star=max(1, round(f_t * t_star)), scale=f_s * scale,
-                          lam=cfm.PER_METHOD["adaptive"].lam, steps=3, seed=[1, 2, 3])
+                          lam=f_lam * cfm.PER_METHOD["adaptive"].lam, steps=3, seed=[1, 2, 3])
     assert torch.allclose(cf.x_cf, dime.x_cf, atol=1e-5) and (cf.rung == rung).all()
 
 
