@@ -158,10 +158,13 @@ def plot(runs: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
     colours = {"sdedit": "#9aa5b1", "dime": "#4e79a7", "ace": "#e15759", "ddim-inversion": "#59a14f",
                "adaptive": "#f28e2b"}
+    largest = {}                       # one point per configuration: its run on the most images
+    for r in runs.values():
+        if r["set"] == "random" and r["metrics"]["n"] > largest.get(r["name"], {"metrics": {"n": 0}})["metrics"]["n"]:
+            largest[r["name"]] = r
     for method, colour in colours.items():
-        pts = sorted((r["metrics"]["l1"], r["metrics"]["validity_separate"]) for r in runs.values()
-                     if r["set"] == "random" and r["config"]["method"] == method
-                     and (r["config"].get("grid") or r["config"].get("default")))
+        pts = sorted((r["metrics"]["l1"], r["metrics"]["validity_separate"]) for r in largest.values()
+                     if r["config"]["method"] == method and (r["config"].get("grid") or r["config"].get("default")))
         if pts:
             ax.plot(*zip(*pts), "o-", color=colour, label=method)
     for r in runs.values():

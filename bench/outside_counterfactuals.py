@@ -105,7 +105,7 @@ def main() -> None:
     args = p.parse_args()
     import torch
     from third_classifier import load
-    from jdx.data import FASHION_MNIST_CLASSES as NAMES
+    from jdx.data import FASHION_MNIST_CLASSES as NAMES, image_to_input
     out = Path(args.out)
     paths = make_inputs(out / "inputs")
     third = load()
@@ -118,20 +118,24 @@ def main() -> None:
         lines = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()
         for line in lines:
             r = json.loads(line)
-            x = torch.from_numpy(np.asarray(Image.open(r["out"]).convert("L").resize((28, 28)), np.float32))
-            r["third"] = NAMES[int(third.predict(x[None, None] / 127.5 - 1).argmax())]
+            # The third classifier sees the input and the edit (the CLI's PNG, mapped back onto the picture)
+            # through the same preparation as any user image.
+            r["third_before"] = NAMES[int(third.predict(image_to_input(r["image"])).argmax())]
+            r["third"] = NAMES[int(third.predict(image_to_input(r["out"])).argmax())]
             rows.append(r)
-    head = ("| image | target | joint before → after | p(target) joint | separate classifier | third (MLP) | L1 "
-            "| warnings |\n|---|---|---|---|---|---|---|---|\n")
+    head = ("| image | target | joint before → after | p(target) joint | separate classifier | third (MLP) before → "
+            "after | L1 | warnings |\n|---|---|---|---|---|---|---|---|\n")
     table = head + "\n".join(
         f"| {Path(r['image']).stem} | {r['target']} | {r['before']} → {r['after']} | {r['p_target_after']:.0%} "
         f"| {r['separate']} {'✓' if r['separate'] == r['target'] else '✗'} "
-        f"| {r['third']} {'✓' if r['third'] == r['target'] else '✗'} | {r['l1']:.3f} "
-        f"| {'; '.join(r['warnings']) or '–'} |" for r in sorted(rows, key=lambda r: (r['image'], r['target'])))
+        f"| {r['third_before']} → {r['third']} {'✓' if r['third'] == r['target'] else '✗'} | {r['l1']:.3f} "
+        f"| {'; '.join(r['warnings']).replace('|', chr(92) + '|') or '–'} |" for r in sorted(rows, key=lambda r: (r['image'], r['target'])))
     n = len(rows)
     summary = (f"\n\n{n} edits: the joint model reaches the target in {sum(r['after'] == r['target'] for r in rows)}, "
                f"the shipped separate classifier agrees in {sum(r['separate'] == r['target'] for r in rows)}, "
-               f"the third classifier (MLP, never seen by the project) in {sum(r['third'] == r['target'] for r in rows)}."
+               f"the third classifier (MLP, never seen by the project) in {sum(r['third'] == r['target'] for r in rows)} "
+               f"(it called {len({r['image'] for r in rows if r['third_before'] == r['before']})} of the "
+               f"{len({r['image'] for r in rows})} inputs what the joint model called them)."
                f"\nCommand: `python bench/outside_counterfactuals.py --out {args.out}` (method: the default).\n")
     (out / "outside.md").write_text(table + summary)
     print(table + summary)
@@ -155,6 +159,8 @@ def figure(rows, paths, path: Path) -> None:
                 r = mine[j]
                 ax.imshow(Image.open(r["out"]).convert("RGB"))
                 ax.set_title(f"→ {r['target']}: joint {r['after']}\nsep. {r['separate']}, MLP {r['third']}", fontsize=6)
+            else:
+                ax.axis("off")
         for ax in axes[i]:
             ax.set(xticks=[], yticks=[])
     fig.tight_layout()

@@ -49,7 +49,7 @@ PER_METHOD = {
     "ddim-inversion": Settings("ddim-inversion", 100, 200.0, 0.0, 10, "x_t"),
     "adaptive": Settings("adaptive", 300, 400.0, 1.5, 10, "x_t"),     # t*, s, λ: the first rung's
 }
-DEFAULT = PER_METHOD["adaptive"]
+DEFAULT = PER_METHOD["dime"]
 # adaptive: the rungs as multiples (of t*, s, λ), smallest budget first, and the joint model's acceptance test
 # (chosen on a dev split of 160 other test images, runs never on the benchmark's: bench/counterfactuals.py).
 LADDER = ((1.0, 1.0, 1.0), (1.0, 1.5, 4 / 3))   # (300, 400, 1.5), then a harder pull (300, 600, 2)
