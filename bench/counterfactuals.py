@@ -7,7 +7,9 @@ Per configuration: flip rate (the joint classifier), validity (the separate clas
 (pixels in [0, 1]), COUT (Khorram & Fuxin: the mean of p(target) − p(source) under the joint classifier as the
 counterfactual's pixels are copied into the original in order of |change|; in [−1, 1]), FID of the
 counterfactuals against real test images of their target classes (separate classifier's features; a biased
-small-N estimate, comparable only at the same N) and seconds per edit on this CPU (one thread, batch 50).
+small-N estimate, comparable only at the same N) and seconds per edit on this CPU (one thread, batch 50; CPU time
+of the process, which a shared machine disturbs less than wall time). Where runs/third-classifier.pt exists
+(bench/third_classifier.py: an MLP the project never trained), validity by that third classifier too.
 Each configuration is written to DIR/runs/<name>.json as soon as it is done and skipped when it exists, so the
 script resumes; the table (DIR/counterfactuals.md, .json) and the plot (validity vs. L1, one curve per method)
 are rebuilt from all runs at the end.
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import jdx  # noqa: E402
 from jdx import fid  # noqa: E402
 from jdx.counterfactual import DEFAULT, PER_METHOD, counterfactual  # noqa: E402
-from jdx.data import load_like  # noqa: E402
+from jdx.data import FASHION_MNIST_CLASSES as FMNIST_CLASSES, load_like  # noqa: E402
 
 # The grid: ~3 points per method, from small to large edits. name → keyword arguments of counterfactual().
 GRID = {
@@ -42,6 +44,8 @@ GRID = {
     "ace-t150-s200": dict(method="ace", t_star=150, scale=200.0),
     "ddim-inversion-t100-s200": dict(method="ddim-inversion", t_star=100, scale=200.0),
     "ddim-inversion-t150-s200": dict(method="ddim-inversion", t_star=150, scale=200.0),
+    "dime-t300-s400-l1.5": dict(method="dime", t_star=300, scale=400.0, lam=1.5),     # dime's new default
+    "adaptive-t200-s300-l1.5": dict(method="adaptive", t_star=200, scale=300.0, lam=1.5),
 }
 # Where the classifier's gradient is taken (jdx.counterfactual_methods.GUIDES): DiME at one setting with each.
 GUIDE_GRID = {f"dime-t150-s200-l1-{g}": dict(method="dime", t_star=150, scale=200.0, lam=1.0, guide=g)
@@ -73,18 +77,33 @@ def cout(model, x, x_cf, source, target, k: int = COUT_STEPS) -> torch.Tensor:
     return (c[:, 1:] + c[:, :-1]).mean(1) / 2
 
 
-def run(model, clf, test, idx, target, kw: dict, batch: int = 50) -> dict:
+def third_classifier():
+    """The MLP of bench/third_classifier.py if it was trained here (runs/ is not committed), else None."""
+    path = ROOT / "runs" / "third-classifier.pt"
+    if not path.exists():
+        return None
+    sys.path.insert(0, str(ROOT / "bench"))
+    from third_classifier import load
+    return load(path)
+
+
+def run(model, clf, test, idx, target, kw: dict, batch: int = 50, third=None) -> dict:
     """One configuration on test images idx with per-image targets."""
-    flips = valid = 0
+    flips = valid = valid3 = 0
+    rungs = []
     l1, rms, couts, feats = [], [], [], []
     seconds = 0.0
     for i in range(0, len(idx), batch):
         x = test.to_model(idx[i:i + batch])
         y, tgt = test.labels[idx[i:i + batch]], target[i:i + batch]
         w = torch.nn.functional.one_hot(tgt, model.num_classes).float()
-        start = time.perf_counter()
+        start = time.process_time()
         cf = counterfactual(model, x, w, seed=i, **kw)
-        seconds += time.perf_counter() - start
+        seconds += time.process_time() - start
+        if cf.rung is not None:
+            rungs.append(cf.rung)
+        if third is not None:
+            valid3 += (third.predict(cf.x_cf).argmax(-1) == tgt).sum().item()
         flips += (cf.probs_after.argmax(-1) == tgt).sum().item()
         valid += (clf.predict(cf.x_cf).argmax(-1) == tgt).sum().item()
         l1.append(cf.l1), rms.append(cf.l2), couts.append(cout(model, x, cf.x_cf, y, tgt))
@@ -97,7 +116,9 @@ def run(model, clf, test, idx, target, kw: dict, batch: int = 50) -> dict:
     fd = fid.frechet_distance(fid.stats(torch.cat(feats)), fid.stats(fid.features(clf, test.to_model(real))))
     return {"n": n, "flip_joint": flips / n, "validity_separate": valid / n, "l1": torch.cat(l1).mean().item(),
             "rms": torch.cat(rms).mean().item(), "cout": torch.cat(couts).mean().item(), "fid": fd,
-            "seconds_per_edit": seconds / n}
+            "seconds_per_edit": seconds / n, "seconds": "process CPU time, one thread",
+            "validity_third": None if third is None else valid3 / n,
+            "rungs": None if not rungs else torch.bincount(torch.cat(rungs) + 1).tolist()}   # [none accepted, rung 0, …]
 
 
 def random_targets(test, n: int, num_classes: int, seed: int = 0):
@@ -119,13 +140,14 @@ def c3lt_targets(test, n: int, seed: int = 0):
 
 def table(runs: dict) -> str:
     head = ("| configuration | method | t* | s | λ | guide | N | flip (joint) | validity (separate) | L1 | RMS | COUT "
-            "| FID | s / edit |\n|" + "---|" * 14 + "\n")
+            "| FID | s / edit | validity (3rd: MLP) |\n|" + "---|" * 15 + "\n")
     rows = []
     for name, r in sorted(runs.items(), key=lambda kv: (kv[1]["set"], kv[1]["config"]["method"], kv[0])):
         c, m = r["config"], r["metrics"]
         rows.append(f"| {name} | {c['method']} | {c['t_star']} | {c['scale']:g} | {c['lam']:g} | {c['guide']} | {m['n']} "
                     f"| {m['flip_joint']:.0%} | {m['validity_separate']:.0%} | {m['l1']:.3f} | {m['rms']:.3f} "
-                    f"| {m['cout']:.2f} | {m['fid']:.1f} | {m['seconds_per_edit']:.2f} |")
+                    f"| {m['cout']:.2f} | {m['fid']:.1f} | {m['seconds_per_edit']:.2f} "
+                    f"| {'–' if m.get('validity_third') is None else format(m['validity_third'], '.0%')} |")
     return head + "\n".join(rows) + "\n"
 
 
@@ -134,11 +156,15 @@ def plot(runs: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
-    colours = {"sdedit": "#9aa5b1", "dime": "#4e79a7", "ace": "#e15759", "ddim-inversion": "#59a14f"}
+    colours = {"sdedit": "#9aa5b1", "dime": "#4e79a7", "ace": "#e15759", "ddim-inversion": "#59a14f",
+               "adaptive": "#f28e2b"}
+    largest = {}                       # one point per configuration: its run on the most images
+    for r in runs.values():
+        if r["set"] == "random" and r["metrics"]["n"] > largest.get(r["name"], {"metrics": {"n": 0}})["metrics"]["n"]:
+            largest[r["name"]] = r
     for method, colour in colours.items():
-        pts = sorted((r["metrics"]["l1"], r["metrics"]["validity_separate"]) for r in runs.values()
-                     if r["set"] == "random" and r["config"]["method"] == method
-                     and (r["config"].get("grid") or r["config"].get("default")))
+        pts = sorted((r["metrics"]["l1"], r["metrics"]["validity_separate"]) for r in largest.values()
+                     if r["config"]["method"] == method and (r["config"].get("grid") or r["config"].get("default")))
         if pts:
             ax.plot(*zip(*pts), "o-", color=colour, label=method)
     for r in runs.values():
@@ -204,6 +230,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     model, clf = jdx.load(args.ckpt), jdx.load(args.classifier)
+    third = third_classifier() if model.info.data.get("class_names") == FMNIST_CLASSES else None
     test = load_like(model.info.data, "test", args.data)
     if args.figure:
         return figure(model, clf, test, Path(args.figure))
@@ -235,7 +262,7 @@ def main(argv=None) -> None:
             path = out / "runs" / f"{key}.json"
             if path.exists():
                 continue
-            metrics = run(model, clf, test, idx, target, full)
+            metrics = run(model, clf, test, idx, target, full, third=third)
             path.write_text(json.dumps({"name": name, "set": set_name, "config": full | flags, "metrics": metrics,
                                         "command": command, "device": "cpu, 1 thread"}, indent=1))
             print(key, json.dumps(metrics), flush=True)

@@ -384,6 +384,7 @@ def cmd_attribute(args) -> None:
 
 def cmd_counterfactual(args) -> None:
     from .counterfactual import counterfactual
+    from .second_opinion import find_judge, verdict
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
     names = model.info.class_names
@@ -391,6 +392,9 @@ def cmd_counterfactual(args) -> None:
     d = CF_PER_METHOD[args.method]      # settings not given on the command line: the method's defaults
     t_star, scale = d.t_star if args.noise is None else args.noise, d.scale if args.guidance is None else args.guidance
     lam, steps = d.lam if args.lam is None else args.lam, d.steps if args.steps is None else args.steps
+    # The second opinion: a separately trained classifier (found beside the checkpoint unless named), or none.
+    judge = (None if args.judge == "none" else find_judge(model) if args.judge is None
+             else load_model(args.judge, device, args.verify))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "summary.jsonl", "w") as summary:
@@ -403,15 +407,28 @@ def cmd_counterfactual(args) -> None:
             target_path = out / f"{Path(path).stem}.png"
             restore_like(cf.x_cf[0].cpu(), prep).save(target_path)
             before, after = cf.probs_before[0].cpu(), cf.probs_after[0].cpu()
+            p_sep = None if judge is None else judge.predict(cf.x_cf.to(next(judge.parameters()).device))[0].cpu()
+            v = verdict(names, w, before, after, p_sep, float(cf.l1[0]))
             row = {"image": path, "out": str(target_path), "target": names[k], "target_index": k,
                    "before": names[int(before.argmax())], "after": names[int(after.argmax())],
                    "p_target_before": float(before[k]), "p_target_after": float(after[k]),
                    "probs_before": [round(float(p), 6) for p in before], "probs_after": [round(float(p), 6) for p in after],
                    "l1": float(cf.l1[0]), "l2": float(cf.l2[0]), "method": args.method, "t_star": t_star,
-                   "guidance": scale, "lam": lam, "steps": steps}
+                   "guidance": scale, "lam": lam, "steps": steps,
+                   "judge": None if judge is None else judge.info.name, "separate": v.separate,
+                   "p_target_separate": None if p_sep is None else float(p_sep[k]),
+                   "probs_separate": None if p_sep is None else [round(float(p), 6) for p in p_sep],
+                   "agree": v.agree, "invisible": v.invisible, "warnings": v.warnings}
             summary.write(json.dumps(row) + "\n")
+            if args.json:
+                print(json.dumps(row))
+                continue
+            second = ("no second opinion" if p_sep is None else
+                      f"separate classifier: {v.separate} (p[{names[k]}] {row['p_target_separate']:.1%})")
             print(f"{path}: {row['before']} → {row['after']} (p[{names[k]}] {row['p_target_before']:.1%} → "
-                  f"{row['p_target_after']:.1%}, mean |Δ| {row['l1']:.3f}) → {target_path}")
+                  f"{row['p_target_after']:.1%}, mean |Δ| {row['l1']:.3f}); {second} → {target_path}")
+            for warning in v.warnings:
+                print(f"  warning: {warning}")
 
 
 def cmd_trajectory(args) -> None:
@@ -642,6 +659,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                            f"method's; {CF_DEFAULT.method}: {CF_DEFAULT.lam:g})")
     p.add_argument("--steps", type=int, default=None, help=f"DDIM steps from t* to 0 (default {CF_DEFAULT.steps})")
     p.add_argument("--out", required=True, help="folder for <stem>.png and summary.jsonl")
+    p.add_argument("--judge", default=None, metavar="CKPT|none",
+                   help="the separately trained classifier that gives a second opinion (default: the classifier "
+                        "checkpoint for the same data beside CKPT; none: no second opinion)")
+    p.add_argument("--json", action="store_true", help="print one JSON line per image (as in summary.jsonl)")
     _common(p)
     p.set_defaults(func=cmd_counterfactual)
 

@@ -7,7 +7,11 @@ own classifier toward a target class or class mixture w:
                   ACCV 2022), which keeps the edit close to x;
   ace             a dime edit, then a mask of where it changed (threshold + dilation) and a RePaint redo in which
                   everything outside the mask is the forward-noised original at every step (ACE, CVPR 2023);
-  ddim-inversion  encode x deterministically to t* (DDIM run forward), decode with guidance: scale 0 returns x.
+  ddim-inversion  encode x deterministically to t* (DDIM run forward), decode with guidance: scale 0 returns x;
+  adaptive        dime on a ladder of growing budgets (LADDER: multiples of t*, s and λ): each image stops at
+                  the first rung whose result the joint model itself accepts robustly — the target's probability
+                  averaged over noisy copies at ACCEPT_T ≥ ACCEPT_P — so easy edits stay small and hard ones
+                  get more; images never accepted keep the last rung. Only the rows still pending run a rung.
 The pieces live in jdx.counterfactual_methods; the defaults (chosen by bench/counterfactuals.py) are DEFAULT.
 """
 from __future__ import annotations
@@ -19,11 +23,12 @@ import torch
 from torch import Tensor, nn
 from .protocols import Classifier, require
 
-from .counterfactual_methods import GUIDES, change_mask, ddim_invert, guided_eps_fn, repaint_ddim
+from .counterfactual_methods import (GUIDES, change_mask, ddim_invert, guided_eps_fn, repaint_ddim,
+                                     robust_target_probability)
 from .guidance import mixture_weights
 from .samplers import Step, ddim, recorder, timesteps
 
-METHODS = ("sdedit", "dime", "ace", "ddim-inversion")
+METHODS = ("sdedit", "dime", "ace", "ddim-inversion", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,18 @@ class Settings:
 # The defaults of the library, the CLI and the app, per method (bench/counterfactuals.py, README).
 PER_METHOD = {
     "sdedit": Settings("sdedit", 150, 200.0, 0.0, 10, "x_t"),
-    "dime": Settings("dime", 150, 200.0, 1.0, 10, "x_t"),
+    "dime": Settings("dime", 300, 400.0, 1.5, 10, "x_t"),
     "ace": Settings("ace", 150, 200.0, 0.0, 10, "x_t"),
     "ddim-inversion": Settings("ddim-inversion", 100, 200.0, 0.0, 10, "x_t"),
+    "adaptive": Settings("adaptive", 300, 400.0, 1.5, 10, "x_t"),     # t*, s, λ: the first rung's
 }
 DEFAULT = PER_METHOD["dime"]
+# adaptive: the rungs as multiples (of t*, s, λ), smallest budget first, and the joint model's acceptance test
+# (chosen on a dev split of 160 other test images, runs never on the benchmark's: bench/counterfactuals.py).
+LADDER = ((1.0, 1.0, 1.0), (1.0, 1.5, 4 / 3))   # (300, 400, 1.5), then a harder pull (300, 600, 2)
+ACCEPT_T = (100,)       # noise levels (of T = 500) of the noisy copies the joint classifier judges the edit on …
+ACCEPT_DRAWS = 3        # … this many noise draws at each …
+ACCEPT_P = 0.6          # … and it accepts when the mean target probability reaches this
 T_STAR, SCALE = DEFAULT.t_star, DEFAULT.scale
 ACE_THRESHOLD = 0.1     # ACE mask: pixels the first edit changed by more than this (in [0, 1] units) …
 ACE_DILATION = 1        # … grown by this many pixels
@@ -56,6 +68,7 @@ class Counterfactual(NamedTuple):
     probs_after: Tensor       # (B, num_classes) p(y | x_cf) at t = 0
     steps: list[Step]         # the edit's trajectory (empty unless record=True)
     mask: Tensor | None = None  # (B, 1, H, W) the region ACE may change (None for other methods)
+    rung: Tensor | None = None  # (B,) adaptive: the ladder rung each image stopped at (−1: none accepted)
 
     @property
     def l1(self) -> Tensor:
@@ -101,25 +114,65 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
     device = next(model.parameters()).device
     x = x.to(device)
     w = target_weights(target, x.shape[0], model.num_classes).to(device)
+    recorded, on_step = recorder(record, callback)
+    if method == "adaptive":
+        seeds = [seed + i for i in range(x.shape[0])] if isinstance(seed, int) else [int(v) for v in seed]
+        x_cf, rung = _adaptive(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
+        return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, None, rung)
     seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
+    x_cf, mask = _edit(model, x, w, method, t_star, scale, lam, steps, guide, seeds, on_step)
+    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask)
+
+
+def _edit(model: nn.Module, x: Tensor, w: Tensor, method: str, t_star: int, scale: float, lam: float, steps: int,
+          guide: str, seeds: list[int], on_step: Callable[[Step], None]) -> tuple[Tensor, Tensor | None]:
+    """One edit of every row of x (B, …) toward w (B, C) → (x_cf, the ACE mask or None)."""
+    device = x.device
     g = torch.Generator().manual_seed(seeds[0])
     ts = timesteps(t_star, steps)
     eps_fn = guided_eps_fn(model, w, x, scale, lam, guide, generator=g)
-    recorded, on_step = recorder(record, callback)
     schedule = model.schedule
     mask = None
-
     if method == "ddim-inversion":
         x_t = ddim_invert(model.eps_fn, x, ts[::-1], schedule)          # x₀ → x_{t*}, deterministic
-        x_cf = ddim(eps_fn, x_t, ts, schedule, clip=True, callback=on_step)
-    else:
-        eps = (torch.randn(x.shape, generator=g) if len(seeds) == 1 else
-               torch.cat([torch.randn((1, *x.shape[1:]), generator=torch.Generator().manual_seed(v)) for v in seeds]))
-        x_t = schedule.noise_to(x, t_star, eps.to(device))                         # x_{t*} ~ q(x_{t*} | x₀)
-        if method == "ace":
-            first = ddim(eps_fn, x_t, ts, schedule)                     # a DiME edit: where would it change?
-            mask = change_mask(x, first, ACE_THRESHOLD, ACE_DILATION)
-            x_cf = repaint_ddim(eps_fn, x_t, ts, schedule, x, mask, generator=g, callback=on_step)
-        else:
-            x_cf = ddim(eps_fn, x_t, ts, schedule, callback=on_step)
-    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask)
+        return ddim(eps_fn, x_t, ts, schedule, clip=True, callback=on_step), None
+    eps = (torch.randn(x.shape, generator=g) if len(seeds) == 1 else
+           torch.cat([torch.randn((1, *x.shape[1:]), generator=torch.Generator().manual_seed(v)) for v in seeds]))
+    x_t = schedule.noise_to(x, t_star, eps.to(device))                         # x_{t*} ~ q(x_{t*} | x₀)
+    if method == "ace":
+        first = ddim(eps_fn, x_t, ts, schedule)                     # a DiME edit: where would it change?
+        mask = change_mask(x, first, ACE_THRESHOLD, ACE_DILATION)
+        return repaint_ddim(eps_fn, x_t, ts, schedule, x, mask, generator=g, callback=on_step), mask
+    return ddim(eps_fn, x_t, ts, schedule, callback=on_step), None
+
+
+def _adaptive(model: nn.Module, x: Tensor, w: Tensor, t_star: int, scale: float, lam: float, steps: int, guide: str,
+              seeds: list[int], on_step: Callable[[Step], None]) -> tuple[Tensor, Tensor]:
+    """DiME on the LADDER of (t*, s, λ) budgets; each row keeps the first rung the joint model accepts robustly
+    (robust_target_probability ≥ ACCEPT_P), or the last. Row i depends only on x[i], w[i] and seeds[i]."""
+    T = model.schedule.T
+    accept_t = [max(1, round(t * T / 500)) for t in ACCEPT_T]        # ACCEPT_T are of T = 500 (the shipped model)
+    x_cf, rung = x.clone(), torch.full((x.shape[0],), -1, dtype=torch.long)
+    pending = torch.arange(x.shape[0])
+    for j, (f_t, f_s, f_lam) in enumerate(LADDER):
+        rows = pending.tolist()
+
+        def on_rows(step: Step, rows=rows) -> None:
+            # The caller sees whole-batch steps: rows already accepted show their counterfactual, standing still.
+            def full(v: Tensor) -> Tensor:
+                out = x_cf.clone()
+                out[rows] = v
+                return out
+            on_step(Step(step.t, *(full(v) if v.shape[0] == len(rows) else v for v in step[1:])))
+        x_j, _ = _edit(model, x[rows], w[rows], "dime", max(1, round(f_t * t_star)), f_s * scale, f_lam * lam,
+                       steps, guide, [seeds[i] for i in rows], on_rows)
+        x_cf[rows] = x_j
+        if j == len(LADDER) - 1:
+            break
+        p = robust_target_probability(model, x_j, w[rows], accept_t, ACCEPT_DRAWS, [seeds[i] for i in rows])
+        ok = p >= ACCEPT_P
+        rung[pending[ok]] = j
+        pending = pending[~ok]
+        if len(pending) == 0:
+            break
+    return x_cf, rung

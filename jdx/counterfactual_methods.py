@@ -119,3 +119,22 @@ def repaint_ddim(eps_fn: EpsFn, x: Tensor, ts: Sequence[int], schedule: Schedule
             callback(Step(t, x, eps, x0, x_next))
         x = x_next
     return x
+
+
+@torch.no_grad()
+def robust_target_probability(model: nn.Module, x: Tensor, w: Tensor, ts: Sequence[int], draws: int,
+                              seeds: Sequence[int]) -> Tensor:
+    """How firmly the joint classifier holds an edit for the target mixture w (B, C), judged on noisy copies:
+    mean over t ∈ ts and `draws` noise draws of Σ_k w_k p(k | x̃_t, t) / max_k w_k, x̃_t ~ q(x_t | x). (B,)
+    The noisy classifier is far less fooled by adversarial pixels than the clean one: noise at t drowns
+    changes below its scale. Row i's noise comes from seeds[i] alone, so a row does not depend on its batch."""
+    schedule: Schedule = model.schedule
+    w = w.to(x.device)
+    gens = [torch.Generator().manual_seed(int(v) + 7919) for v in seeds]          # not the edit's own noise
+    total = torch.zeros(x.shape[0], device=x.device)
+    for t in ts:
+        for _ in range(draws):
+            e = torch.cat([torch.randn((1, *x.shape[1:]), generator=g) for g in gens]).to(x.device)
+            p = model.classify(schedule.noise_to(x, t, e), t).float().softmax(-1)     # (B, C)
+            total += (w * p).sum(-1) / w.max(-1).values
+    return total / (len(ts) * draws)

@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+import importlib
+
 import jdx
 from jdx.cli import main
 from jdx.counterfactual import METHODS, PER_METHOD, counterfactual
 from jdx.counterfactual_methods import change_mask, ddim_invert
 from jdx.samplers import timesteps
+
+cfm = importlib.import_module("jdx.counterfactual")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +49,9 @@ def test_shapes_mixture_record_and_seed(model, x, method):
     cf = counterfactual(model, x, w, method=method, t_star=20, scale=5.0, steps=4, seed=3, record=True)
     assert cf.x_cf.shape == x.shape and cf.probs_before.shape == cf.probs_after.shape == (3, 3)
     assert torch.allclose(cf.probs_after.sum(-1), torch.ones(3), atol=1e-5)
-    assert len(cf.steps) == len(timesteps(20, 4)) - 1 and torch.isfinite(cf.x_cf).all()
+    n_steps = len(timesteps(20, 4)) - 1             # adaptive: one pass per rung that ran
+    assert (len(cf.steps) == n_steps or method == "adaptive" and len(cf.steps) % n_steps == 0) and len(cf.steps)
+    assert torch.isfinite(cf.x_cf).all()
     assert cf.l1.shape == cf.l2.shape == (3,) and (cf.l1 <= cf.l2 + 1e-6).all()
     again = counterfactual(model, x, w, method=method, t_star=20, scale=5.0, steps=4, seed=3)
     assert torch.equal(cf.x_cf, again.x_cf)                             # a seed reproduces the edit
@@ -130,6 +136,7 @@ def test_every_guide_runs(model, x, guide):
 def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_dir, tmp_path):
     sys.path.insert(0, str(ROOT))
     from bench import counterfactuals as bench
+    from jdx.counterfactual import DEFAULT
     out = tmp_path / "cf"
     bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
                 "--configs", "default", "sdedit-t150-s200", "--steps", "2", "--out", str(out)])
@@ -140,7 +147,7 @@ def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_di
         assert m["n"] == 4 and 0 <= m["flip_joint"] <= 1 and 0 <= m["validity_separate"] <= 1
         assert 0 <= m["l1"] <= m["rms"] <= 1 and -1 <= m["cout"] <= 1 and m["fid"] >= 0 and m["seconds_per_edit"] > 0
         assert r["command"].startswith("python bench/counterfactuals.py")
-    assert "| default-random-n4 | dime |" in (out / "counterfactuals.md").read_text()
+    assert f"| default-random-n4 | {DEFAULT.method} |" in (out / "counterfactuals.md").read_text()
     mtime = (out / "runs").stat().st_mtime_ns
     bench.main(["--ckpt", str(tiny_joint), "--classifier", str(tiny_classifier), "--data", str(shapes_dir), "--n", "4",
                 "--configs", "default", "--steps", "2", "--out", str(out)])    # resumes: nothing recomputed
@@ -224,3 +231,97 @@ def test_app_handler_asks_the_separate_classifier(tiny_joint, tiny_classifier, s
     assert "Separate classifier" in summary and "λ = 0.5" in summary and "method dime" in summary
     labels = [t.get_text() for t in bars.axes[0].get_legend().get_texts()]
     assert sorted(labels) == ["after (joint)", "after (separate classifier)", "before (joint)", "target weights"]
+
+
+def test_adaptive_rows_do_not_depend_on_their_batch(model, x):
+    """Row i of a batched adaptive call equals the same call on x[i:i+1] with seed[i] — rungs, acceptance
+    noise and all (the app batches users' requests)."""
+    w = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
+    kw = dict(method="adaptive", t_star=30, scale=50.0, steps=3)
+    batch = counterfactual(model, x, w, seed=[5, 6, 7], **kw)
+    assert batch.rung.shape == (3,) and ((batch.rung >= -1) & (batch.rung < len(cfm.LADDER) - 1)).all()
+    for i in range(3):
+        one = counterfactual(model, x[i:i + 1], w[i:i + 1], seed=[5 + i], **kw)
+        assert torch.allclose(one.x_cf[0], batch.x_cf[i], atol=1e-5) and one.rung[0] == batch.rung[i]
+
+
+@pytest.mark.parametrize("accept_p, rung", [(0.0, 0), (2.0, -1)])
+def test_adaptive_stops_at_the_first_accepted_rung(model, x, monkeypatch, accept_p, rung):
+    """Accept everything: every row is the first rung's DiME edit; accept nothing: every row is the last's."""
+    monkeypatch.setattr(cfm, "ACCEPT_P", accept_p)
+    t_star, scale = 30, 50.0
+    cf = counterfactual(model, x, [0, 0, 1], method="adaptive", t_star=t_star, scale=scale, steps=3, seed=[1, 2, 3])
+    f_t, f_s, f_lam = cfm.LADDER[rung]
+    dime = counterfactual(model, x, [0, 0, 1], method="dime", t_star=max(1, round(f_t * t_star)), scale=f_s * scale,
+                          lam=f_lam * cfm.PER_METHOD["adaptive"].lam, steps=3, seed=[1, 2, 3])
+    assert torch.allclose(cf.x_cf, dime.x_cf, atol=1e-5) and (cf.rung == rung).all()
+
+
+def test_adaptive_steps_cover_the_whole_batch(model, x):
+    """Every step the callback sees has the whole batch, also in rungs that run only the pending rows."""
+    seen = []
+    counterfactual(model, x, [0, 1, 0], method="adaptive", t_star=30, scale=50.0, steps=3, seed=[1, 2, 3],
+                   callback=lambda s: seen.append(s.x_t.shape[0]))
+    assert seen and set(seen) == {3}
+
+
+def test_robust_target_probability(model, x):
+    from jdx.counterfactual_methods import robust_target_probability
+    w = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]])
+    p = robust_target_probability(model, x, w, [5, 10], 2, [0, 1, 2])
+    assert p.shape == (3,) and (p >= 0).all() and (p[:2] <= 1 + 1e-6).all() and (p[2] <= 2 + 1e-6)
+    assert torch.equal(p, robust_target_probability(model, x, w, [5, 10], 2, [0, 1, 2]))      # seeded
+    assert torch.allclose(p[1:], robust_target_probability(model, x[1:], w[1:], [5, 10], 2, [1, 2]), atol=1e-6)
+    # One noise level, many draws, against the classifier's own probabilities at that level.
+    one = robust_target_probability(model, x[:1], w[:1], [10], 1, [4])
+    g = torch.Generator().manual_seed(4 + 7919)
+    e = torch.randn((1, *x.shape[1:]), generator=g)
+    ref = model.classify(model.schedule.noise_to(x[:1], 10, e), 10).softmax(-1)[0, 0]
+    assert torch.allclose(one[0], ref, atol=1e-6)
+
+
+def test_verdict_in_words():
+    from jdx.second_opinion import ADVERSARIAL, verdict
+    names, w = ["square", "vbar", "hbar"], [0.0, 1.0, 0.0]
+    p0, p1 = [0.9, 0.05, 0.05], [0.1, 0.8, 0.1]
+    ok = verdict(names, w, p0, p1, [0.1, 0.7, 0.2], l1=0.1)
+    assert (ok.joint, ok.separate, ok.agree, ok.invisible, ok.warnings, ok.believed) == ("vbar", "vbar", True,
+                                                                                          False, [], True)
+    bad = verdict(names, w, p0, p1, [0.8, 0.1, 0.1], l1=0.005)
+    assert bad.agree is False and bad.invisible and not bad.believed and len(bad.warnings) == 2
+    assert ADVERSARIAL in bad.warnings[0] and "disagree" in bad.warnings[1] and "square" in bad.warnings[1]
+    alone = verdict(names, w, p0, p1, None, l1=0.1)
+    assert alone.separate is None and alone.agree is None and alone.warnings == []
+
+
+def test_cli_judge(tiny_joint, tiny_classifier, shapes_dir, tmp_path, capsys):
+    """The CLI prints and writes the separate classifier's verdict: found beside the checkpoint, named with
+    --judge, or switched off with --judge none; warnings in words."""
+    import shutil
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
+        shutil.copy(tiny_classifier.with_suffix(suffix), folder / f"tiny-clf{suffix}")
+    src = str(shapes_dir / "square" / "0.png")
+    common = ["--target", "vbar", "--method", "dime", "--noise", "20", "--guidance", "50", "--steps", "3"]
+    rows = {}
+    for name, extra in (("beside", []), ("named", ["--judge", str(tiny_classifier)]), ("none", ["--judge", "none"])):
+        capsys.readouterr()
+        assert main(["counterfactual", str(folder / "tiny-joint"), src, *common, *extra, "--out",
+                     str(tmp_path / name)]) == 0
+        rows[name] = json.loads((tmp_path / name / "summary.jsonl").read_text())
+        printed = capsys.readouterr().out
+        assert ("no second opinion" in printed) == (name == "none")
+        for warning in rows[name]["warnings"]:
+            assert f"warning: {warning}" in printed
+    assert rows["beside"]["judge"] == "tiny-clf" and rows["named"]["judge"] == tiny_classifier.name
+    assert rows["beside"]["probs_separate"] == rows["named"]["probs_separate"]
+    assert rows["beside"]["separate"] in ("square", "vbar", "hbar") and len(rows["beside"]["probs_separate"]) == 3
+    assert rows["beside"]["agree"] == (rows["beside"]["separate"] == rows["beside"]["after"])
+    assert rows["none"]["judge"] is None and rows["none"]["separate"] is None and rows["none"]["agree"] is None
+    # --json prints the same row.
+    assert main(["counterfactual", str(folder / "tiny-joint"), src, *common, "--json", "--out", str(tmp_path / "j")]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["out"].startswith(str(tmp_path / "j"))
+    assert {k: v for k, v in printed.items() if k != "out"} == {k: v for k, v in rows["beside"].items() if k != "out"}

@@ -1,0 +1,81 @@
+"""A counterfactual's own check (house rule 12): a separately trained classifier's verdict beside the joint
+model's, and the warnings in words when the edit should not be trusted. The CLI and the app share it.
+
+  judge_name(folder, class_names, image_size, channels)  the folder's classifier checkpoint for these data;
+  find_judge(model, folder=None)                           → that classifier loaded, or None;
+  verdict(names, w, p_before, p_after, p_separate, l1)     → Verdict (the two verdicts and the warnings).
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from torch import nn
+
+INVISIBLE_L1 = 0.03     # mean |Δ| (pixels in [0, 1]) below which a flipped label counts as an invisible edit
+ADVERSARIAL = "this is an adversarial edit, not an explanation"
+
+
+@lru_cache(maxsize=32)
+def judge_name(folder: str, class_names: tuple, image_size, channels) -> str | None:
+    """The folder's classifier checkpoint (kind "classifier") for these classes, image size and channels,
+    found once per folder and data (not on every request's path); its stem, or None."""
+    for js in sorted(Path(folder).glob("*.json")):
+        try:
+            meta = json.loads(js.read_text())
+        except (OSError, ValueError):
+            continue
+        d = meta.get("data", {})
+        if (meta.get("kind") == "classifier" and tuple(d.get("class_names", [])) == class_names
+                and d.get("image_size") == image_size and d.get("channels") == channels):
+            return js.stem
+    return None
+
+
+def find_judge(model: nn.Module, folder: str | Path | None = None) -> nn.Module | None:
+    """The separately trained classifier for this model's data, from `folder` (default: the folder the model's
+    checkpoint was loaded from), on the model's device; None when none ships."""
+    from .checkpoint import load
+    folder = Path(folder) if folder is not None else Path(model.info.path).parent
+    d = model.info.data
+    name = judge_name(str(folder), tuple(d.get("class_names", [])), d.get("image_size"), d.get("channels"))
+    if name is None:
+        return None
+    return load(folder / name, next(model.parameters()).device)
+
+
+class Verdict(NamedTuple):
+    before: str                 # the joint model's class for the input
+    joint: str                  # … for the counterfactual (the model that steered the edit)
+    separate: str | None        # the separate classifier's class for the counterfactual (None: no judge)
+    flipped: bool               # the joint model's label changed
+    agree: bool | None          # the two classifiers name the same class (None: no judge)
+    invisible: bool             # flipped with a mean |Δ| below INVISIBLE_L1
+    warnings: list[str]         # in words, for the CLI and the page
+
+    @property
+    def believed(self) -> bool:
+        """Both classifiers name a class the target mixture weights and the edit is not invisible."""
+        return bool(self.agree) and not self.invisible
+
+
+def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -> Verdict:
+    """w: target weights (C,); p_*: probabilities (C,) (p_separate None when no judge ships); l1 in [0, 1]."""
+    w, p0, p1 = (np.asarray(v, dtype=float) for v in (w, p_before, p_after))
+    before, joint = names[int(p0.argmax())], names[int(p1.argmax())]
+    flipped = joint != before
+    invisible = flipped and l1 < INVISIBLE_L1
+    warnings = []
+    if invisible:
+        warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): {ADVERSARIAL}")
+    separate = agree = None
+    if p_separate is not None:
+        separate = names[int(np.asarray(p_separate).argmax())]
+        agree = separate == joint
+        if not agree:
+            warnings.append(f"the two classifiers disagree: the joint model says {joint}, the separate classifier "
+                            f"{separate}; the edit convinces only the model that steered it")
+    return Verdict(before, joint, separate, flipped, agree, invisible, warnings)
