@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .diffusion import Schedule
+from . import guidance
 from .samplers import EpsFn, Step
 
 GUIDES = ("x_t", "x0_hat", "unet", "noisy")
@@ -74,7 +75,7 @@ def guided_eps_fn(model: nn.Module, w: Tensor, x_ref: Tensor, scale: float, lam:
                         (g_k,) = torch.autograd.grad(scale * _log_p_target(model, x_k, t, w).sum(), x_k)
                         grad = grad + g_k / NOISY_DRAWS
                     grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()
-        return eps - (1 - a).sqrt() * grad
+        return guidance.guide(eps, grad, 1.0, (1 - a).sqrt())   # eq. 14 with s and λ already inside grad
     return eps_guided
 
 

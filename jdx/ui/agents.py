@@ -12,6 +12,8 @@ import os
 
 import gradio as gr
 
+from ..counterfactual import DEFAULT as CF, METHODS
+
 IMAGE = ("image: the picture, as an http(s) URL or a data:image/png;base64 URI (any size; a light background "
          "is inverted to match the light-on-dark training data)")
 MODEL = "model_name: a checkpoint from the model list, e.g. 'fmnist-joint' (joint: denoises and classifies)"
@@ -37,9 +39,11 @@ goes.""",
 target: class to steer toward; scale; seed. Returns x_t, x̂₀, two figures and a summary.""",
     "counterfactual": f"""Visual counterfactual: what would have to change for the model to call this picture another
 class? The picture is noised to t* and denoised with the classifier's guidance toward a target class mixture.
-Args: {MODEL}; {IMAGE}; t_star: how much may change (10–500, default 250); scale: guidance strength s
-(default 100); seed; then one weight per class in class order (T-shirt/top, Trouser, Pullover, Dress, Coat,
-Sandal, Shirt, Sneaker, Bag, Ankle boot), e.g. 1 for the target class and 0 elsewhere. Returns the
+Args: {MODEL}; {IMAGE}; t_star: how much may change (10–500, default {CF.t_star}); scale: guidance strength s
+(default {CF.scale:g}); seed; then one weight per class in class order (T-shirt/top, Trouser, Pullover, Dress, Coat,
+Sandal, Shirt, Sneaker, Bag, Ankle boot), e.g. 1 for the target class and 0 elsewhere; then the method
+({', '.join(METHODS)}; default {CF.method}) and λ, how hard the edit keeps close to the picture (default {CF.lam:g}).
+Returns the
 before/after pair, a difference map, p(y | x) before and after, the edit's trajectory and a summary.""",
     "noise_level": f"""Noise-level classifier (CDM): noise the picture to t and ask a classifier of noise levels
 p(t | x_t); its gradient is a denoiser and its output a likelihood (bits/dim). Args: {MODEL}; {IMAGE};
