@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..generate import generate
+from ..samplers import ddim
 from ..viz import grid
 from . import counterfactual as counterfactual_view, models, noise_level as noise_level_view
 from .compute import on_compute_thread
@@ -111,12 +112,9 @@ def lesson_step(model_name: str, image, delta: int = 100, t: int = 300):
     t = max(1, _clip(t, model))
     s = max(0, t - int(delta))
     x_t = _noised(model, x, t)
-    with torch.no_grad():
-        eps_hat = model.eps(x_t, t)
-    x0_hat = model.schedule.x0_from_eps(x_t, t, eps_hat)
-    ab_s = model.schedule.alpha_bar_at(s) if s > 0 else torch.ones(())
-    x_s = ab_s.sqrt() * x0_hat + (1 - ab_s).sqrt() * eps_hat
-    return grid(torch.cat([x_t, x0_hat.clamp(-1, 1), x_s.clamp(-1, 1)]).cpu(), nrow=3, scale=8)
+    seen = []                                     # the sampler's own step: x̂₀ comes with it
+    x_s = ddim(model.eps, x_t, [t, s], model.schedule, clip=False, callback=seen.append)
+    return grid(torch.cat([x_t, seen[0].x0_hat.clamp(-1, 1), x_s.clamp(-1, 1)]).cpu(), nrow=3, scale=8)
 
 
 @on_compute_thread
@@ -124,18 +122,19 @@ def lesson_guidance(model_name: str, image, target: str = ""):
     """Step 4: 10 DDIM steps from x_300, without and with guidance toward one class."""
     model = models.require_classifier(models.get(model_name))
     names = model.info.class_names
-    if target not in names:
+    if not target:
         raise gr.Error(f"pick a class: {', '.join(names)}")
+    k = models.class_index(model, target)
     x = models.image_input(model, image)
     t = max(1, min(T_GUIDE, model.schedule.T))
     x_t = _noised(model, x, t)
     w = torch.zeros(len(names))
-    w[names.index(target)] = 1
+    w[k] = 1
     x0 = [generate(model, 1, weights=w if scale else None, scale=scale, steps=10, x_T=x_t, t_start=t).images
           for scale in (0.0, S_GUIDE)]                   # 10 DDIM steps from the same x_t, without and with guidance
     p = model.predict(x0[1])[0]
     return (grid(torch.cat([x_t, *x0]).cpu(), nrow=3, scale=8),
-            f"The classifier on the guided result: **{target}** {float(p[names.index(target)]):.0%}.")
+            f"The classifier on the guided result: **{target}** {float(p[k]):.0%}.")
 
 
 def lesson_counterfactual(model_name: str, image, t_star: int = 250):

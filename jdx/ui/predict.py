@@ -103,7 +103,7 @@ def attribute(model_name: str, image, target: str = "predicted class"):
     model = models.require_classifier(models.get(model_name))
     x = models.image_input(model, image)
     names = model.info.class_names
-    k = int(model.predict(x)[0].argmax()) if target in (None, "", "predicted class") else _index(names, target)
+    k = int(model.predict(x)[0].argmax()) if target in (None, "", "predicted class") else models.class_index(model, target)
     maps = [attribution_maps(model, x, k, m)[0][0].numpy() for m in APP_METHODS]
     titles = [f"{SHORT.get(m, m)}\n{names[k]} logit\n{_verdict(sanity_label(m, model.info.name))}" for m in APP_METHODS]
     return plots.overlays(channel_mean(x), maps, titles)
@@ -122,12 +122,6 @@ def robustness(model_name: str, image, draws: int = 4):
 
 
 PREDICT_CONCURRENCY = 16      # handlers mostly wait for the compute thread; more in flight → bigger batches
-
-
-def _index(names: list[str], name: str) -> int:
-    if name not in names:
-        raise gr.Error(f"unknown class {name!r}; classes: {', '.join(names)}")
-    return names.index(name)
 
 
 def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> None:
