@@ -80,7 +80,7 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
     eps_fn = batches.denoiser(model_name, weights, float(scale), on_logits=logits.__setitem__)
     ts = timesteps(t_star, int(steps))
     recorded, on_step = recorder(True)
-    x, last = x_T.to(next(model.parameters()).device), time.monotonic()
+    x, last = x_T.to(next(model.parameters()).device), 0.0      # the first step shows at once
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:]), 1):
         x = sample(sampler, eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step)
         progress((i, len(ts) - 1), desc=f"denoising t = {t}")
