@@ -27,8 +27,9 @@ With *class guidance* the classifier's gradient nudges every step toward the cho
 *your image noised to t\\** shows how much of it survives: small t\\* returns almost the same picture."""
 
 NO_GUIDANCE = "no guidance"
-FRAME_INTERVAL_S = 0.3          # stream a frame at most every 0.3 s: enough to watch the image form, and
-                                # 30 users' streams do not bury the server in PNG encoding
+FRAME_INTERVAL_S = 0.3          # stream a frame at most every 0.3 s and at most MAX_FRAMES a run: enough to
+MAX_FRAMES = 8                  # watch the image form, and 30 users' streams (whose steps each wait for a
+                                # shared pass) do not bury the server in PNG encoding
 
 
 def _trajectory(model_name: str, model, steps: list[Step], final: torch.Tensor, logits: dict) -> dict:
@@ -81,10 +82,11 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
     ts = timesteps(t_star, int(steps))
     recorded, on_step = recorder(True)
     x, last = x_T.to(next(model.parameters()).device), 0.0      # the first step shows at once
+    every = max(1, (len(ts) - 1) // MAX_FRAMES)
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:]), 1):
         x = sample(sampler, eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step)
         progress((i, len(ts) - 1), desc=f"denoising t = {t}")
-        if time.monotonic() - last > FRAME_INTERVAL_S:
+        if (i == 1 or i % every == 0) and time.monotonic() - last > FRAME_INTERVAL_S:
             last = time.monotonic()
             step = recorded[-1]
             yield (big(step.x_t[0]), big(step.x0_hat[0]), f"step {i}/{len(ts) - 1}: t = {t}", gr.skip(),
