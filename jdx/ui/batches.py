@@ -1,4 +1,5 @@
-"""A class of 30 pressing the same button: their requests share one model pass.
+"""A class of 30 pressing the same button: their requests share one model pass — a whole counterfactual edit
+(counterfactual), or one Denoise step at a time (denoiser: each request keeps its own sampler and frames).
 
 Each request is prepared in its own thread (a bad upload fails alone), then waits on the compute thread's
 Batcher: requests with the same model and settings that arrive while a pass runs go into the next pass
