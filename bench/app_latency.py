@@ -1,19 +1,22 @@
 """Latency of every main app endpoint, and many clients at once, against a launched `python app.py`.
 
     python bench/app_latency.py [--repeats 3] [--class-size 30] [--clients 16] [--rounds 3] [--device cpu|cuda]
+        [--only predict,denoise] [--buttons counterfactual,denoise,denoise_guided] [--no-first]
 
-Table 1: per endpoint, the median time of the handler alone (called in this process, no HTTP), of one event
-over Gradio's plain HTTP API (image uploaded once, as a browser does; POST + SSE stream) and of a full
+Table 1: per endpoint, the median time of the handler alone (called in this process, no HTTP), and its CPU time (all threads of the process),
+of one event over Gradio's plain HTTP API (image uploaded once, as a browser does; POST + SSE stream) and of a full
 gradio_client call (which uploads the image and downloads every output file each time) against the server
 in a subprocess, beside the issue's target. Client and server share this machine's cores, as a browser on a
 laptop does. Above it: the Representations view's *first* answers on a fresh server (a block and t nobody
 asked for yet), and the machine's load average (other work on the machine inflates every figure).
 Table 2, a class at once: `class-size` gradio_client clients press "Make counterfactual" (each its own
-example, target and seed) within a second, then "Denoise", then "Classify": wall time until the last
-answer against one request alone (target for counterfactuals: ≤ 8×), and whether every answer matches the
-one the same request got alone (same classes; pictures within one grey level: a shared pass sums in another
-order). Table 3: `clients` clients at once, each predict + counterfactual, for `rounds` rounds, with the
-server's resident memory after each round (flat = no leak)."""
+example, target and seed) within a second, then "Denoise" (each its own seed), then a class-guided "Denoise"
+(each its own class), then "Classify": wall time until the last answer against one request alone (target:
+≤ 8×), and how many answers are identical to the one the same request got alone (the same printed text —
+classes, percentages, L1 / the caption — and the same 8-bit pictures) or within one grey level (a shared
+pass sums in another order; what differed goes to stderr).
+Table 3: `clients` clients at once, each predict + counterfactual, for `rounds` rounds, with the server's
+resident memory after each round (flat = no leak)."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +47,7 @@ EXAMPLES = sorted((ROOT / "assets/examples").glob("*.png"))
 IMAGE = str(ROOT / "assets/examples/7-sneaker-0.png")
 MODEL = "fmnist-joint"
 BAG = [0] * 8 + [1, 0]
+NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
 def calls(image):
@@ -112,13 +116,13 @@ def http_call(url: str, api: str, args) -> None:
                 return
 
 
-def median_time(f, repeats: int) -> float:
+def median_time(f, repeats: int, clock=time.perf_counter) -> float:
     f()                                  # warm-up: model load, first-call allocations
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         f()
-        ts.append(time.perf_counter() - t0)
+        ts.append(clock() - t0)
     return statistics.median(ts)
 
 
@@ -209,33 +213,40 @@ def first_answers(client, handle_file) -> list[tuple[str, str]]:
     return rows
 
 
-def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,predict") -> list[tuple[str, ...]]:
+def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,denoise_guided,predict") -> list[tuple[str, ...]]:
     """n clients press the same button within a second; each answer is compared with the same request alone."""
     from gradio_client import Client, handle_file
     jobs = [(str(EXAMPLES[i % len(EXAMPLES)]), (int(EXAMPLES[i % len(EXAMPLES)].name[0]) + 1 + i % 9) % 10, i)
             for i in range(n)]
 
+    # An answer is (what the page prints, the 8-bit pictures): identical = the same text (classes, their
+    # percentages, L1 to 3 decimals; the Denoise caption: t, class, %) and the same bytes of every picture.
     def counterfactual(c, job):
         path, target, seed = job
         w = [0] * 10
         w[target] = 1
         out = c.predict(MODEL, handle_file(path), CF.t_star, CF.scale, seed, *w, CF.method, CF.lam, api_name="/counterfactual")
-        return re.findall(r"\*\*(.+?)\*\*", out[4])[:2], np.asarray(Image.open(out[0][1])).astype(int)
+        return out[4], np.asarray(Image.open(out[0][1])).astype(int)
 
-    def denoise(c, job):
-        out = c.predict(MODEL, handle_file(job[0]), "pure noise", 500, "ddim", 50, "no guidance", 8, job[2],
+    def denoise(c, job, guide="no guidance"):
+        out = c.predict(MODEL, handle_file(job[0]), "pure noise", 500, "ddim", 50, guide, 8, job[2],
                         api_name="/denoise")
-        return [], np.asarray(Image.open(out[0])).astype(int)
+        return out[2], np.asarray(Image.open(out[0])).astype(int)
+
+    def denoise_guided(c, job):
+        return denoise(c, job, NAMES[job[1]])
 
     def predict(c, job):
         label, _ = c.predict(MODEL, handle_file(job[0]), api_name="/predict")
-        return [label["label"]], np.zeros(1, int)
+        return str([(d["label"], f"{d['confidence']:.0%}") for d in label["confidences"]]), np.zeros(1, int)
 
     # generous timeouts: 30 uploads at once on a small CPU wait longer than httpx's default 5 s
     clients = [Client(url, verbose=False, httpx_kwargs={"timeout": 600}) for _ in range(n)]
     rows = []
     for name, fn in ((f"Make counterfactual ({CF.method}, t* {CF.t_star}, s {CF.scale:g}, {CF.steps} steps)", counterfactual),
-                     ("Denoise (50-step DDIM from noise)", denoise), ("Classify (predict)", predict)):
+                     ("Denoise (50-step DDIM from noise)", denoise),
+                     ("Denoise, class-guided (50 steps, s 8, each its own class)", denoise_guided),
+                     ("Classify (predict)", predict)):
         if fn.__name__ not in buttons.split(","):
             continue
         fn(clients[0], jobs[0])                                        # warm-up
@@ -255,9 +266,16 @@ def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,predi
         with ThreadPoolExecutor(n) as pool:
             together = list(pool.map(press, range(n)))
         wall = time.perf_counter() - t0
-        same = sum(a[0] == b[0] and a[1].shape == b[1].shape and np.abs(a[1] - b[1]).max() <= 1
-                   for a, b in zip(alone, together))
-        rows.append((name, f"{one_s:.2f}", f"{wall:.1f}", f"{wall / one_s:.1f}×", f"{same}/{n}", load()))
+        same = [a[1].shape == b[1].shape and a[0] == b[0] for a, b in zip(alone, together)]
+        exact = sum(s and np.array_equal(a[1], b[1]) for s, a, b in zip(same, alone, together))
+        near = sum(s and np.abs(a[1] - b[1]).max() <= 1 for s, a, b in zip(same, alone, together))
+        for i, (s, a, b) in enumerate(zip(same, alone, together)):
+            if not (s and np.array_equal(a[1], b[1])):                 # what differed, for the notes
+                print(f"  {fn.__name__} client {i}: text {'same' if a[0] == b[0] else f'{a[0]!r} vs {b[0]!r}'}; "
+                      f"pixels differing {int((a[1] != b[1]).sum()) if a[1].shape == b[1].shape else 'shape'}, "
+                      f"max |Δ| {int(np.abs(a[1] - b[1]).max()) if a[1].shape == b[1].shape else '—'} grey levels",
+                      file=sys.stderr, flush=True)
+        rows.append((name, f"{one_s:.2f}", f"{wall:.1f}", f"{wall / one_s:.1f}×", f"{exact}/{n}", f"{near}/{n}", load()))
     return rows
 
 
@@ -265,7 +283,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--class-size", type=int, default=30, help="clients pressing one button at once (0: skip)")
-    ap.add_argument("--buttons", default="counterfactual,denoise,predict", help="the class's buttons")
+    ap.add_argument("--buttons", default="counterfactual,denoise,denoise_guided,predict",
+                    help="the class's buttons (comma-separated: counterfactual, denoise, denoise_guided, predict)")
+    ap.add_argument("--no-first", action="store_true", help="skip the Representations first-answer table")
     ap.add_argument("--clients", type=int, default=0, help="clients for the predict + counterfactual rounds (0: skip)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated api_names for table 1 (default: all)")
@@ -281,10 +301,11 @@ def main() -> None:
     dev = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     try:
         client = Client(url, verbose=False)
-        print(f"\nRepresentations on a fresh server ({args.device}: {dev}; {load()})\n")
-        print("| request | gradio_client (ms) |\n|---|---:|")
-        for r in first_answers(client, handle_file):
-            print("| " + " | ".join(r) + " |", flush=True)
+        if not args.no_first:
+            print(f"\nRepresentations on a fresh server ({args.device}: {dev}; {load()})\n")
+            print("| request | gradio_client (ms) |\n|---|---:|")
+            for r in first_answers(client, handle_file):
+                print("| " + " | ".join(r) + " |", flush=True)
         file_data = upload(url, IMAGE)
         rows = []
         only = {f"/{a.strip('/')}" for a in args.only.split(",") if a}
@@ -293,25 +314,28 @@ def main() -> None:
             if only and api not in only:
                 continue
             t_direct = None if api == "/scrub" else median_time(lambda: direct(api, a), args.repeats)
+            # the handler's CPU time (all threads of this process: the compute thread included), which other
+            # work on the machine inflates far less than wall time
+            t_cpu = None if api == "/scrub" else median_time(lambda: direct(api, a), args.repeats, time.process_time)
             a_http = tuple(file_data if v == IMAGE else v for v in a)
             t_http = None if api == "/scrub" else median_time(lambda: http_call(url, api, a_http), args.repeats)
             a_client = tuple(handle_file(v) if v == IMAGE else v for v in a)
             t_client = median_time(lambda: client.predict(*a_client, api_name=api), args.repeats)
             ms = lambda v: "—" if v is None else f"{v * 1000:.0f}"   # noqa: E731
             target = TARGETS_MS.get(api, 2000)
-            rows.append((name, api, ms(t_direct), ms(t_http), ms(t_client), f"≤ {target}",
+            rows.append((name, api, ms(t_direct), ms(t_cpu), ms(t_http), ms(t_client), f"≤ {target}",
                          "yes" if t_client * 1000 <= target else "no"))
         print(f"\nEndpoint latency, median of {args.repeats} ({args.device}: {dev}; torch {torch.__version__}; "
               f"{before} before, {load()} after)\n")
-        print("| endpoint | api_name | handler (ms) | HTTP API (ms) | gradio_client (ms) | target (ms) | met |\n"
-              "|---|---|---:|---:|---:|---:|---|")
+        print("| endpoint | api_name | handler (ms) | handler CPU (ms) | HTTP API (ms) | gradio_client (ms) | target (ms) "
+              "| met |\n|---|---|---:|---:|---:|---:|---:|---|")
         for r in rows:
             print("| " + " | ".join(r) + " |", flush=True)
         if args.class_size:
             print(f"\nA class of {args.class_size}: every client presses the same button within a second "
                   f"(each its own example, target and seed)\n")
-            print("| button | one alone (s, median of 3) | all answered (s) | ratio | answers as alone | load |\n"
-                  "|---|---:|---:|---:|---:|---|")
+            print("| button | one alone (s, median of 3) | all answered (s) | ratio | identical to alone | within one grey "
+                  "level | load |\n|---|---:|---:|---:|---:|---:|---|")
             for r in class_at_once(url, args.class_size, args.buttons):
                 print("| " + " | ".join(r) + " |", flush=True)
         if args.clients:

@@ -17,6 +17,7 @@ from ..mdm.elbo import dequantize_logit, from_logit
 from ..mdm.sampling import forward_path, sample
 from ..toy import toy_data
 from . import models, plots
+from .composites import variable_mosaic
 from .compute import on_compute_thread
 
 ORDER = ["vpsde", "cld", "alda", "malda", "learned"]
@@ -116,14 +117,14 @@ def aux_image(image, mdm_name: str = "", seed: int = 0):
         x0 = models.image_input(model, image).cpu()
         x, _ = dequantize_logit(x0, g)
         path = forward_path(model.diffusion, x, s_show[1:], g)
-        fwd_fig = plots.variable_grid([(s, y[0, :, 0].numpy()) for s, y in zip(s_show, path)],
+        fwd_fig = variable_mosaic([(s, y[0, :, 0].numpy()) for s, y in zip(s_show, path)],
                                       f"forward: your image (logit space) and its auxiliaries, {model.info.name}")
     else:
         gr.Warning("No image: showing the reverse process only.")
     device = next(model.parameters()).device
     y, traj = sample(model, 1, REVERSE_STEPS, "em", g, keep=7, device=device)
     frames = [(s, v[0, :, 0].numpy()) for s, v in traj]
-    rev_fig = plots.variable_grid(frames, f"reverse: a sample from noise ({REVERSE_STEPS} Euler–Maruyama steps)")
+    rev_fig = variable_mosaic(frames, f"reverse: a sample from noise ({REVERSE_STEPS} Euler–Maruyama steps)")
     pix = from_logit(y[:, 0]).cpu()
     bpd = model.info.metrics.get("test_bpd")
     d = model.diffusion
@@ -173,8 +174,8 @@ def build(image: gr.Image) -> None:
         mdm = gr.Dropdown(images, value=images[0] if images else None, label="image MDM", elem_id="aux-mdm")
         img_seed = gr.Number(0, precision=0, label="seed")
     img_summary = gr.Markdown(elem_id="aux-image-summary")
-    fwd = gr.Plot(label="forward", show_label=False)
-    rev = gr.Plot(label="reverse", show_label=False)
+    fwd = gr.Image(label="forward", show_label=False, format="png", interactive=False, elem_id="aux-forward")
+    rev = gr.Image(label="reverse", show_label=False, format="png", interactive=False, elem_id="aux-reverse")
     run = gr.Button("Show the variables", elem_id="aux-image-btn")
     run.click(aux_image, [image, mdm, img_seed], [fwd, rev, img_summary], api_name="aux_image")
     gr.Markdown("### Bits/dim\nSame U-Net, same steps and batch for every diffusion (README: how these were "

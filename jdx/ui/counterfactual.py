@@ -13,7 +13,8 @@ import numpy as np
 
 from ..counterfactual import DEFAULT, METHODS, PER_METHOD
 from ..viz import trajectory_strip
-from . import batches, compute, models, plots
+from . import batches, compute, models
+from .composites import probability_bars, signed_with_scale
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
@@ -124,8 +125,8 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
                f"target weight on the new top class {w[p1.argmax()] / w.sum():.0%}. Mean pixel change "
                f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
                f"s = {scale:g}, λ = {lam:g}.\n\n" + verdicts(names, w, p0, p1, p_sep, l1))
-    return ((big(cf.x[0]), big(cf.x_cf[0])), plots.difference_map(diff),
-            plots.counterfactual_bars(p0, p1, names, w / w.sum(), p_sep),
+    return ((big(cf.x[0]), big(cf.x_cf[0])), signed_with_scale(diff, "x_cf − x: red brighter, blue darker"),
+            probability_bars(p0, p1, names, w / w.sum(), p_sep),
             trajectory_strip(cf.steps, cf.x_cf, k=10, scale=3), summary)
 
 
@@ -153,8 +154,10 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
             with gr.Row():
                 compare = gr.ImageSlider(label="before | after (drag the divider)", type="pil", format="png",
                                          elem_classes="pixelated", elem_id="cf-compare")
-                diff = gr.Plot(label="difference", show_label=False, elem_id="cf-diff")
-            bars = gr.Plot(label="p(y | x) before and after", show_label=False)
+                diff = gr.Image(label="difference", show_label=False, format="png", interactive=False,
+                                elem_id="cf-diff")
+            bars = gr.Image(label="p(y | x) before and after", show_label=False, format="png", interactive=False,
+                            elem_id="cf-bars")
             strip = gr.Image(label="the edit's trajectory: x_t (top), x̂₀ (bottom), t* → 0", format="png",
                              interactive=False, elem_classes="pixelated")
             run = gr.Button("Make counterfactual", variant="primary", elem_id="cf-btn")

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from ..data import to_uint8
-from ..generate import Generation, guided_eps_fn
+from ..generate import Generation
 from ..guidance import one_hot
 from ..samplers import SAMPLERS, Step, recorder, sample, timesteps
 from ..viz import pair_frames, save_gif
-from . import compute, models, plots
+from . import batches, compute, models, plots
 from .pictures import big
 
 EXPLAIN = """**What you see.** Sampling starts from noise x_T and takes small steps back to a clean image.
@@ -27,24 +27,29 @@ With *class guidance* the classifier's gradient nudges every step toward the cho
 *your image noised to t\\** shows how much of it survives: small t\\* returns almost the same picture."""
 
 NO_GUIDANCE = "no guidance"
-FRAME_INTERVAL_S = 0.1          # stream at most ~10 frames a second: the browser cannot show more anyway
+FRAME_INTERVAL_S = 0.3          # stream a frame at most every 0.3 s and at most MAX_FRAMES a run: enough to
+MAX_FRAMES = 8                  # watch the image form, and 30 users' streams (whose steps each wait for a
+                                # shared pass) do not bury the server in PNG encoding
 
 
-def _trajectory(model, steps: list[Step], final: torch.Tensor) -> dict:
-    """What the slider needs, as plain arrays: x_t and x̂₀ per step (plus the final sample), and p(y | x_t, t)."""
+def _trajectory(model_name: str, model, steps: list[Step], final: torch.Tensor, logits: dict) -> dict:
+    """What the slider needs, as plain arrays: x_t and x̂₀ per step (plus the final sample), and p(y | x_t, t)
+    (from the logits the sampling passes gave, and one pass of the encoder on the final sample)."""
     ts = [s.t for s in steps] + [0]
     x_t = torch.cat([torch.stack([s.x_t[0] for s in steps]), final[:1].cpu()])
     x0 = torch.cat([torch.stack([s.x0_hat[0] for s in steps]), final[:1].cpu()])
     probs = None
     if supports(model, Classifier):
-        dev = next(model.parameters()).device
-        with torch.no_grad():      # one batched pass of the encoder over the whole trajectory
-            probs = model.classify(x_t.to(dev), torch.tensor(ts, device=dev)).float().softmax(-1).cpu().numpy()
+        last = batches.predict_logits(model_name, final[:1])
+        probs = torch.cat([logits[t] for t in ts[:-1]] + [last]).float().softmax(-1).cpu().numpy()
     return {"t": ts, "x_t": to_uint8(x_t), "x0": to_uint8(x0), "probs": probs, "names": model.info.class_names}
 
 
 def _frame(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a).movedim(-1, 0).float() / 127.5 - 1
+
+
+DENOISE_CONCURRENCY = 32      # requests mostly wait for the shared U-Net passes; more in flight → bigger passes
 
 
 def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500, sampler: str = "ddim",
@@ -66,26 +71,28 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
     if guide and guide != NO_GUIDANCE and scale > 0:
         models.require_classifier(model)
         weights = one_hot(model.info.class_names.index(guide), model.num_classes)
-
-    # One sampler call per step (a step from t to s depends only on that pair, and the seeded generator
-    # carries over), each on the compute thread, so that frames can be yielded in between.
-    dev = next(model.parameters()).device
-    eps_fn = guided_eps_fn(model, weights, float(scale))
     if sampler not in SAMPLERS:
         raise gr.Error(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+
+    # The sampler runs here, one call per step (a step from t to s depends only on that pair, and the seeded
+    # generator carries over), so that frames can be yielded in between; each step's U-Net pass is shared
+    # with the concurrent requests' steps (batches.denoiser), which also hands back p(y | x_t, t).
+    logits: dict[int, torch.Tensor] = {}
+    eps_fn = batches.denoiser(model_name, weights, float(scale), on_logits=logits.__setitem__)
     ts = timesteps(t_star, int(steps))
     recorded, on_step = recorder(True)
-    x, last = x_T.to(dev), 0.0
+    x, last = x_T.to(next(model.parameters()).device), 0.0      # the first step shows at once
+    every = max(1, (len(ts) - 1) // MAX_FRAMES)
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:]), 1):
-        x = compute.run(sample, sampler, eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step)
+        x = sample(sampler, eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step)
         progress((i, len(ts) - 1), desc=f"denoising t = {t}")
-        if time.monotonic() - last > FRAME_INTERVAL_S:
+        if (i == 1 or i % every == 0) and time.monotonic() - last > FRAME_INTERVAL_S:
             last = time.monotonic()
             step = recorded[-1]
             yield (big(step.x_t[0]), big(step.x0_hat[0]), f"step {i}/{len(ts) - 1}: t = {t}", gr.skip(),
                    gr.skip(), gr.skip())
     gen = Generation(x, recorded)
-    traj = compute.run(_trajectory, model, gen.steps, gen.images)
+    traj = _trajectory(model_name, model, gen.steps, gen.images, logits)
     last_i = len(traj["t"]) - 1
     yield (big(gen.images[0]), big(gen.steps[-1].x0_hat[0]), _caption(traj, last_i), traj,
            gr.update(maximum=last_i, value=last_i, interactive=True), _plot(traj, last_i))
@@ -165,7 +172,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                  show_progress="hidden")
     # The progress bar sits on the plot (empty while sampling), not over the frames streaming in.
     run.click(denoise, [model_box, image, start, t_star, sampler, steps, guide, scale, seed],
-              [x_t, x0, caption, traj, frame, plot], api_name="denoise", show_progress_on=[plot])
+              [x_t, x0, caption, traj, frame, plot], api_name="denoise", show_progress_on=[plot],
+              concurrency_limit=DENOISE_CONCURRENCY)
     frame.change(scrub, [traj, frame], [x_t, x0, caption], api_name="scrub", show_progress="hidden") \
         .then(mark, [traj, frame], plot, api_name=False, show_progress="hidden")
     gif_btn.click(export_gif, traj, gif, api_name="gif")
