@@ -16,7 +16,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .attribution import DEFAULT as ATTRIBUTION_DEFAULT
 from .counterfactual import DEFAULT as CF_DEFAULT, METHODS as CF_METHODS, PER_METHOD as CF_PER_METHOD
-from .data import PREPROCESS, DataError, Prepared, load_like, prepare_image, restore_like, to_uint8
+from .data import PREPROCESS, DataError, load_like, restore_like, to_uint8
 from .device import cpu_threads, device_name, pick_device
 from .inputs import model_input
 from .protocols import Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser, supports

@@ -99,8 +99,9 @@ def test_predict_attribute_robustness(client, images):
     for api in ("/attribute", "/attribute_class"):
         fig = client.predict("tiny-joint", handle_file(str(images["vbar"])), "hbar", api_name=api)
         assert fig["type"] == "matplotlib" and fig["plot"].startswith("data:image")
-    fig = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/robustness")
-    assert fig["type"] == "matplotlib"
+    curves = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/robustness")
+    assert curves["columns"] == ["noise level t", "probability", "class"]
+    assert {row[2] for row in curves["data"]} == {"square", "vbar", "hbar"} and len(curves["data"]) == 21 * 3
 
 
 def test_denoise_scrub_gif_per_session(app_url, images):

@@ -44,8 +44,6 @@ def figures():
                                            np.array([5.0, -4.0]), "mid at t = 50: 2,000 test images")
     yield "phase_panels", plots.phase_panels([(f"d{k} (K=2)", y, y) for k in range(4)], 0.04)
     yield "matrices", plots.matrices([("learned Q", rng.standard_normal((2, 2))), ("learned D", np.eye(2))], "Q and D")
-    yield "variable_grid", plots.variable_grid([(s, rng.standard_normal((3, 8, 8))) for s in np.linspace(0, 1, 9)],
-                                               "forward: your image and its auxiliaries")
 
 
 @pytest.mark.parametrize("name, fig", list(figures()), ids=lambda v: v if isinstance(v, str) else "")

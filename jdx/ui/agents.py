@@ -67,7 +67,7 @@ particles and their auxiliary variables are at time s of the forward process. Ar
 [0, 1]; seed. Returns two figures and a summary.""",
     "aux_image": """Multivariate diffusion on an image: the auxiliary variables along the forward process of the
 picture and along a reverse sample. Args: image (URL or data URI); mdm_name: e.g. 'fmnist-mdm-cld'; seed.
-Returns two figures and a summary.""",
+Returns two pictures (rows: the image and its auxiliaries; columns: times s) and a summary.""",
 }
 
 

@@ -19,6 +19,7 @@ from ..toy import toy_data
 from . import models, plots
 from .composites import variable_mosaic
 from .compute import on_compute_thread
+from .errors import clear_on_failure
 
 ORDER = ["vpsde", "cld", "alda", "malda", "learned"]
 PAPER_MNIST = {"vpsde": 1.089, "cld": 0.920, "learned": 0.960, "malda": 0.507, "alda": 2.061}
@@ -163,8 +164,8 @@ def build(image: gr.Image) -> None:
         phase = gr.Plot(label="particles", show_label=False)
         mats = gr.Plot(label="Q and D", show_label=False)
         go = gr.Button("Move the particles", variant="primary", elem_id="aux-btn")
-        gr.on([go.click, s.release, data.change], aux_particles, [data, s, seed], [phase, mats, summary],
-              api_name="aux_particles")
+        clear_on_failure(gr.on([go.click, s.release, data.change], aux_particles, [data, s, seed], [phase, mats, summary],
+                               api_name="aux_particles"), [phase, mats, summary])
     else:
         gr.Markdown("*No 2-D multivariate diffusion checkpoints (`jdx train toy-mdm`).*")
     images = image_models()
@@ -177,7 +178,8 @@ def build(image: gr.Image) -> None:
     fwd = gr.Image(label="forward", show_label=False, format="png", interactive=False, elem_id="aux-forward")
     rev = gr.Image(label="reverse", show_label=False, format="png", interactive=False, elem_id="aux-reverse")
     run = gr.Button("Show the variables", elem_id="aux-image-btn")
-    run.click(aux_image, [image, mdm, img_seed], [fwd, rev, img_summary], api_name="aux_image")
+    clear_on_failure(run.click(aux_image, [image, mdm, img_seed], [fwd, rev, img_summary], api_name="aux_image"),
+                     [fwd, rev, img_summary])
     gr.Markdown("### Bits/dim\nSame U-Net, same steps and batch for every diffusion (README: how these were "
                 "measured, and why they sit above the paper's MNIST figures).\n\n" + bpd_table(),
                 elem_id="aux-bpd")

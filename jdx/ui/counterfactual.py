@@ -4,75 +4,58 @@ trained classifier gives a second opinion on the result, and the page says so wh
 the label flipped with an almost invisible change."""
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from ..counterfactual import DEFAULT, METHODS, PER_METHOD
+from ..second_opinion import ADVERSARIAL, judge_name, verdict
 from ..viz import trajectory_strip
 from . import batches, compute, models
 from .composites import probability_bars, signed_with_scale
+from .errors import clear_on_failure
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
 edited toward the classes you weight with the sliders (several sliders: a mix, e.g. half shirt, half coat).
-**Method**: *sdedit* noises to t\\* and walks back with the classifier's gradient; *dime* takes the gradient on
-the predicted clean image and, with **keep close** λ, stays near the input; *ace* redoes a first edit inside a
-mask of where it changed, so everything else stays exactly as it was; *ddim-inversion* encodes the image
-deterministically (at s = 0 it comes back unchanged). **t\\*** sets how much may change, **s** how hard the
+**Method**: *sdedit* noises to t\\* and walks back with the classifier's gradient; *dime* (the default) adds
+**keep close** λ: a pull of the predicted clean image back toward your input; *ace* redoes a first edit inside
+a mask of where it changed, so everything else stays exactly as it was; *ddim-inversion* encodes the image
+deterministically (at s = 0 it comes back unchanged); *adaptive* redoes, with a harder pull, an edit the model
+does not still believe on noisy copies of it. **t\\*** sets how much may change, **s** how hard the
 classifier pulls. The difference map shows the edit: red pixels got brighter, blue darker. A second,
 separately trained classifier checks the result: an edit only the steering model believes is not an
 explanation."""
 
 BENCHMARK_PLOT = Path(__file__).resolve().parents[2] / "assets" / "results" / "counterfactuals" / "validity_vs_l1.png"
-INVISIBLE_L1 = 0.03     # mean |Δ| (pixels in [0, 1]) below which a flipped label counts as an invisible edit
 
 
 def second_opinion(model):
     """The separately trained classifier for this model's data (same classes and image size), if one ships."""
     d = model.info.data
-    name = _judge_name(str(models.CHECKPOINT_DIR), tuple(d.get("class_names", [])), d.get("image_size"),
-                       d.get("channels"))
+    name = judge_name(str(models.CHECKPOINT_DIR), tuple(d.get("class_names", [])), d.get("image_size"),
+                      d.get("channels"))
     return None if name is None else models.get(name)
 
 
-@lru_cache(maxsize=32)
-def _judge_name(folder: str, class_names: tuple, image_size, channels) -> str | None:
-    """The folder's classifier checkpoint for these data, found once (not on every request's path)."""
-    for js in sorted(Path(folder).glob("*.json")):
-        try:
-            meta = json.loads(js.read_text())
-        except (OSError, ValueError):
-            continue
-        d = meta.get("data", {})
-        if (meta.get("kind") == "classifier" and tuple(d.get("class_names", [])) == class_names
-                and d.get("image_size") == image_size and d.get("channels") == channels):
-            return js.stem
-    return None
-
-
 def verdicts(names, w, p0, p1, p_sep, l1: float) -> str:
-    """The two classifiers' verdicts in words, with a warning where the edit should not be trusted."""
-    before, joint = names[p0.argmax()], names[p1.argmax()]
-    lines = [f"**Joint model** (steered the edit): **{joint}** ({p1.max():.0%})."]
-    if p_sep is None:
+    """The two classifiers' verdicts (jdx.second_opinion.verdict, as the CLI prints them) for the page."""
+    v = verdict(names, w, p0, p1, p_sep, l1)
+    lines = [f"**Joint model** (steered the edit): **{v.joint}** ({p1.max():.0%})."]
+    if v.separate is None:
         lines.append("No separately trained classifier ships for these classes: no second opinion.")
         return "  \n".join(lines)
-    sep = names[p_sep.argmax()]
-    lines.append(f"**Separate classifier** (second opinion): **{sep}** ({p_sep.max():.0%}).")
-    flipped = joint != before
-    if flipped and l1 < INVISIBLE_L1:
-        lines.append(f"⚠️ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}): **this is an "
-                     "adversarial edit, not an explanation.** Raise t\\* or lower s.")
-    if sep != joint:
-        lines.append(f"⚠️ **The two classifiers disagree**: the joint model says {joint}, the separate classifier "
-                     f"{sep}. The edit convinces only the model that steered it; do not read it as what a {joint} "
-                     "looks like.")
-    elif w[p1.argmax()] > 0 and flipped:
-        lines.append(f"✓ Both classifiers call the result **{joint}**.")
+    lines.append(f"**Separate classifier** (second opinion): **{v.separate}** ({p_sep.max():.0%}).")
+    if v.invisible:
+        lines.append(f"⚠ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}): **{ADVERSARIAL}.** "
+                     "Raise t\\* or lower s.")
+    if not v.agree:
+        lines.append(f"⚠ **The two classifiers disagree**: the joint model says {v.joint}, the separate classifier "
+                     f"{v.separate}. The edit convinces only the model that steered it; do not read it as what a "
+                     f"{v.joint} looks like.")
+    elif w[p1.argmax()] > 0 and v.flipped:
+        lines.append(f"✓ Both classifiers call the result **{v.joint}**.")
     return "  \n".join(lines)
 
 
@@ -146,8 +129,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
         with gr.Column(scale=2):
             with gr.Row():
                 method = gr.Dropdown(list(METHODS), value=DEFAULT.method, label="method", elem_id="cf-method")
-                t_star = gr.Slider(10, 500, value=DEFAULT.t_star, step=10, label="how much may change: t*")
-                scale = gr.Slider(0, 400, value=DEFAULT.scale, step=5, label="guidance scale s")
+                t_star = gr.Slider(10, models.T_of(model_box.value), value=DEFAULT.t_star, step=10, label="how much may change: t*")
+                scale = gr.Slider(0, 800, value=DEFAULT.scale, step=5, label="guidance scale s")
                 lam = gr.Slider(0, 20, value=DEFAULT.lam, step=0.5, label="keep close: λ", elem_id="cf-lam")
                 seed = gr.Number(0, precision=0, label="seed")
             summary = gr.Markdown("Drag a class slider to the right and release it.", elem_id="cf-summary")
@@ -168,9 +151,10 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                 "pixel change. Up and to the left is better. Made by `bench/counterfactuals.py`.")
     inputs = [model_box, image, t_star, scale, seed] + sliders + [method, lam]
     outputs = [compare, diff, bars, strip, summary]
-    gr.on([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
-          models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
-          concurrency_limit=CF_CONCURRENCY)
+    models.follow_T(model_box, t_star)
+    clear_on_failure(gr.on([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
+                           models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
+                           concurrency_limit=CF_CONCURRENCY), outputs)
     method.input(method_defaults, method, [t_star, scale, lam], api_visibility="private").then(
         models.if_image(counterfactual, 5), inputs, outputs, api_visibility="private",
         concurrency_limit=CF_CONCURRENCY)

@@ -17,6 +17,7 @@ from ..guidance import one_hot
 from ..samplers import SAMPLERS, Step, recorder, sample, timesteps
 from ..viz import pair_frames, save_gif
 from . import batches, compute, models, plots
+from .errors import clear_on_failure
 from .pictures import big
 
 EXPLAIN = """**What you see.** Sampling starts from noise x_T and takes small steps back to a clean image.
@@ -145,7 +146,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     gr.Markdown(EXPLAIN)
     with gr.Row():
         start = gr.Radio(["pure noise", "my image, noised to t*"], value="pure noise", label="start from")
-        t_star = gr.Slider(1, 500, value=300, step=1, label="t* (image start)", interactive=False,
+        t_star = gr.Slider(1, models.T_of(model_box.value), value=300, step=1, label="t* (image start)", interactive=False,
                            elem_id="denoise-tstar")
         sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="sampler")
         steps = gr.Slider(5, 200, value=50, step=1, label="steps")
@@ -171,9 +172,11 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     start.change(lambda s: gr.update(interactive=not s.startswith("pure")), start, t_star, api_name=False,
                  show_progress="hidden")
     # The progress bar sits on the plot (empty while sampling), not over the frames streaming in.
-    run.click(denoise, [model_box, image, start, t_star, sampler, steps, guide, scale, seed],
-              [x_t, x0, caption, traj, frame, plot], api_name="denoise", show_progress_on=[plot],
-              concurrency_limit=DENOISE_CONCURRENCY)
+    models.follow_T(model_box, t_star)
+    outputs = [x_t, x0, caption, traj, frame, plot]
+    clear_on_failure(run.click(denoise, [model_box, image, start, t_star, sampler, steps, guide, scale, seed],
+                               outputs, api_name="denoise", show_progress_on=[plot],
+                               concurrency_limit=DENOISE_CONCURRENCY), outputs)
     frame.change(scrub, [traj, frame], [x_t, x0, caption], api_name="scrub", show_progress="hidden") \
         .then(mark, [traj, frame], plot, api_name=False, show_progress="hidden")
     gif_btn.click(export_gif, traj, gif, api_name="gif")

@@ -9,6 +9,7 @@ from ..explain import gradient_views
 from ..guidance import guided_fields
 from ..protocols import Classifier, supports
 from .compute import on_compute_thread
+from .errors import clear_on_failure
 from . import models, plots
 from .pictures import big, channel_mean
 
@@ -76,5 +77,6 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     score_fig = gr.Plot(label="score space", show_label=False)
     run = gr.Button("Show gradients", variant="primary", elem_id="gradients-btn")
     models.follow_T(model_box, t)
-    gr.on([run.click, t.release, target.change, scale.release], models.if_image(gradients, 5),
-          [model_box, image, t, target, scale, seed], [x_t, x0, eps_fig, score_fig, summary], api_name="gradients")
+    outputs = [x_t, x0, eps_fig, score_fig, summary]
+    clear_on_failure(gr.on([run.click, t.release, target.change, scale.release], models.if_image(gradients, 5),
+                           [model_box, image, t, target, scale, seed], outputs, api_name="gradients"), outputs)

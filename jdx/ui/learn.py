@@ -163,7 +163,7 @@ def toy_counterfactual(name: str = "moons", x0: float = -0.5, y0: float = 0.3, t
 def build(model_box: gr.Dropdown, image: gr.Image) -> None:
     gr.Markdown(FORWARD)
     with gr.Row():
-        t = gr.Slider(0, 500, value=100, step=1, label="t", elem_id="learn-t")
+        t = gr.Slider(0, models.T_of(model_box.value), value=100, step=1, label="t", elem_id="learn-t")
         seed = gr.Number(0, precision=0, label="noise seed")
     with gr.Row():
         x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=220,

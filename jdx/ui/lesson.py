@@ -194,7 +194,7 @@ def _wire(k: int, model_box, image, class_names, examples):
     """Step k's control and picture, wired; → (handler, inputs, outputs) to draw it as the step opens."""
     picture = dict(format="png", interactive=False, elem_classes="pixelated", show_label=False, height=300)
     if k in (0, 1):
-        t = gr.Slider(0 if k == 0 else 1, 500, value=200, step=10, label="noise level t")
+        t = gr.Slider(0 if k == 0 else 1, models.T_of(model_box.value), value=200, step=10, label="noise level t")
         out = gr.Image(**picture)
         step = lesson_forward if k == 0 else lesson_prediction
         fn, inputs, outputs = models.if_image(step, 1), [model_box, image, t], [out]
@@ -210,12 +210,13 @@ def _wire(k: int, model_box, image, class_names, examples):
         fn, inputs, outputs = models.if_image(lesson_guidance, 2), [model_box, image, target], [out, said]
         clear_on_failure(target.change(fn, inputs, outputs, api_name="lesson_guidance"), outputs)
     elif k == 4:
-        t_star = gr.Slider(50, 500, value=250, step=25, label="how much may change: t*")
+        T = models.T_of(model_box.value)
+        t_star = gr.Slider(min(50, T // 2), T, value=250, step=25, label="how much may change: t*")
         out, said = gr.Image(**picture), gr.Markdown()
         fn, inputs, outputs = models.if_image(lesson_counterfactual, 2), [model_box, image, t_star], [out, said]
         clear_on_failure(t_star.release(fn, inputs, outputs, api_name="lesson_counterfactual"), outputs)
     elif k == 5:
-        t = gr.Slider(0, 500, value=200, step=10, label="true noise level t")
+        t = gr.Slider(0, models.T_of(model_box.value), value=200, step=10, label="true noise level t")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
         fn, inputs, outputs = models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said]
         clear_on_failure(t.release(fn, inputs, outputs, api_name="lesson_noise_level"), outputs)

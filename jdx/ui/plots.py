@@ -48,7 +48,8 @@ def class_curves(ts: Sequence[int], probs: np.ndarray, names: Sequence[str], xla
                  size: tuple[float, float] = (PANEL, 3.0)) -> Figure:
     """One line per class (the `top` classes that ever matter are labelled, the rest thin grey); `mark`:
     a dashed line and a dot on each labelled curve at that x (the frame being looked at)."""
-    fig = _fig(*size, bottom=0.17, left=0.14)
+    w, h = size
+    fig = _fig(w, h + 0.45, bottom=(0.17 * h + 0.5) / (h + 0.45), left=0.14)   # room for the legend below
     ax = fig.add_subplot()
     probs = np.asarray(probs)
     order = np.argsort(-probs.max(0))
@@ -66,7 +67,9 @@ def class_curves(ts: Sequence[int], probs: np.ndarray, names: Sequence[str], xla
     if invert_x:
         ax.invert_xaxis()
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=MIN_PT)
+    # Below the axes: inside, the legend covered the curves it names.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(top, 2) if w < 6 else top, fontsize=MIN_PT,
+              frameon=False)
     return fig
 
 
@@ -337,58 +340,4 @@ def matrices(mats: Sequence[tuple[str, np.ndarray]], title: str) -> Figure:
         ax.set_yticks(range(m.shape[0]), labels, fontsize=MIN_PT + 1)
         ax.set_title(name, fontsize=10)
     fig.suptitle(title, fontsize=11)
-    return fig
-
-
-def variable_grid(frames: Sequence[tuple[float, np.ndarray]], title: str) -> Figure:
-    """An image's variables along a trajectory: columns are times s, rows the K variables (x, v¹, …); each
-    frame (K, H, W). Signed colour scale per row: the auxiliaries are signed noise-like fields."""
-    K = frames[0][1].shape[0]
-    fig = Figure(figsize=(min(1.25 * len(frames) + 0.6, WIDE), 1.35 * K + 0.5), dpi=100)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.02, top=1 - 0.5 / (1.35 * K + 0.5), wspace=0.05, hspace=0.12)
-    for k in range(K):
-        v = max(float(max(np.abs(f[k]).max() for _, f in frames)), 1e-6)
-        for j, (s, f) in enumerate(frames):
-            ax = fig.add_subplot(K, len(frames), k * len(frames) + j + 1)
-            ax.imshow(f[k], cmap="gray" if k == 0 else "RdBu_r", vmin=-v, vmax=v)
-            ax.set(xticks=[], yticks=[])
-            if k == 0:
-                ax.set_title(f"s={s:.3g}", fontsize=MIN_PT)
-            if j == 0:
-                ax.set_ylabel("x" if k == 0 else f"v{k}", fontsize=MIN_PT + 1)
-    fig.suptitle(title, fontsize=11)
-    return fig
-
-
-def counterfactual_bars(p0: np.ndarray, p1: np.ndarray, names: Sequence[str], target: np.ndarray | None = None,
-                        p_second: np.ndarray | None = None) -> Figure:
-    """Counterfactual tab: p(y | x) before (grey) and after (blue) the edit, the separate classifier's
-    p(y | x_cf) (orange ticks) and the target mixture (dotted outline) — one colour per series, so the
-    legend matches the bars."""
-    fig = _fig(6.4, 3.0, bottom=0.3)
-    ax = fig.add_subplot()
-    i = np.arange(len(names))
-    ax.bar(i - 0.2, p0, 0.4, color="#9aa5b1", label="before (joint)")
-    ax.bar(i + 0.2, p1, 0.4, color="#4e79a7", label="after (joint)")
-    if p_second is not None:
-        ax.scatter(i + 0.2, p_second, marker="_", s=220, linewidths=2.5, color="#f28e2b", zorder=3,
-                   label="after (separate classifier)")
-    if target is not None:
-        ax.bar(i, target, 0.9, fill=False, edgecolor="k", ls=":", lw=1, label="target weights")
-    ax.set_xticks(i, names, rotation=35, ha="right", fontsize=8)
-    ax.set(ylim=(0, 1.02), ylabel="p(y | x)")
-    ax.legend(fontsize=7, loc="upper left", ncols=2)
-    return fig
-
-
-def difference_map(diff: np.ndarray, title: str = "x_cf − x") -> Figure:
-    """A signed (H, W) change in [0, 1] pixel units on a diverging scale symmetric about 0, with its colour bar."""
-    fig = Figure(figsize=(3.4, 3.0), dpi=100)
-    fig.subplots_adjust(left=0.04, right=0.86, bottom=0.04, top=0.9)
-    ax = fig.add_subplot()
-    v = max(float(np.abs(diff).max()), 1e-3)
-    im = ax.imshow(diff, cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
-    ax.set(xticks=[], yticks=[])
-    ax.set_title(title + " (red brighter, blue darker)", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
     return fig
