@@ -2,7 +2,9 @@
 time slider scrubs the stored trajectory (no recomputation) and the whole run exports as a GIF."""
 from __future__ import annotations
 
+import queue
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import torch
 from ..data import to_uint8
 from ..generate import Generation
 from ..guidance import one_hot
-from ..samplers import SAMPLERS, Step, recorder, sample, timesteps
+from ..samplers import SAMPLERS, Step, sample, timesteps
 from ..viz import pair_frames, save_gif
 from . import batches, compute, models, plots
 from .errors import clear_on_failure
@@ -75,23 +77,48 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
     if sampler not in SAMPLERS:
         raise gr.Error(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
 
-    # The sampler runs here, one call per step (a step from t to s depends only on that pair, and the seeded
-    # generator carries over), so that frames can be yielded in between; each step's U-Net pass is shared
-    # with the concurrent requests' steps (batches.denoiser), which also hands back p(y | x_t, t).
+    # The library's sampler runs whole in a worker thread; its callback hands each Step to this generator,
+    # which yields frames in between (the UI has no sampling loop of its own). Each step's U-Net pass is
+    # shared with the concurrent requests' steps (batches.denoiser), which also hands back p(y | x_t, t).
     logits: dict[int, torch.Tensor] = {}
     eps_fn = batches.denoiser(model_name, weights, float(scale), on_logits=logits.__setitem__)
     ts = timesteps(t_star, int(steps))
-    recorded, on_step = recorder(True)
-    x, last = x_T.to(next(model.parameters()).device), 0.0      # the first step shows at once
-    every = max(1, (len(ts) - 1) // MAX_FRAMES)
-    for i, (t, s) in enumerate(zip(ts[:-1], ts[1:]), 1):
-        x = sample(sampler, eps_fn, x, [t, s], model.schedule, generator=g, callback=on_step)
-        progress((i, len(ts) - 1), desc=f"denoising t = {t}")
-        if (i == 1 or i % every == 0) and time.monotonic() - last > FRAME_INTERVAL_S:
-            last = time.monotonic()
-            step = recorded[-1]
-            yield (big(step.x_t[0]), big(step.x0_hat[0]), f"step {i}/{len(ts) - 1}: t = {t}", gr.skip(),
-                   gr.skip(), gr.skip())
+    recorded: list[Step] = []
+    steps_in: queue.Queue = queue.Queue()
+    ran: dict = {}
+
+    stop = threading.Event()             # set when the page goes away: the sampler stops at its next step
+
+    def eps_or_stop(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        if stop.is_set():
+            raise RuntimeError("the request was cancelled")
+        return eps_fn(x_t, t)
+
+    def run() -> None:
+        try:
+            ran["x"] = sample(sampler, eps_or_stop, x_T.to(next(model.parameters()).device), ts, model.schedule,
+                              generator=g, callback=steps_in.put)
+        except BaseException as e:       # re-raised below, in the request's own context
+            ran["error"] = e
+        finally:
+            steps_in.put(None)
+
+    threading.Thread(target=run, name="jdx-denoise", daemon=True).start()
+    last, every = 0.0, max(1, (len(ts) - 1) // MAX_FRAMES)      # the first step shows at once
+    try:
+        while (step := steps_in.get()) is not None:
+            recorded.append(step)
+            i = len(recorded)
+            progress((i, len(ts) - 1), desc=f"denoising t = {step.t}")
+            if (i == 1 or i % every == 0) and time.monotonic() - last > FRAME_INTERVAL_S:
+                last = time.monotonic()
+                yield (big(step.x_t[0]), big(step.x0_hat[0]), f"step {i}/{len(ts) - 1}: t = {step.t}", gr.skip(),
+                       gr.skip(), gr.skip())
+    finally:
+        stop.set()
+    if "error" in ran:
+        raise ran["error"]
+    x = ran["x"]
     gen = Generation(x, recorded)
     traj = _trajectory(model_name, model, gen.steps, gen.images, logits)
     last_i = len(traj["t"]) - 1
