@@ -67,7 +67,7 @@ def calls(image):
         ("forward process", "/forward", (MODEL, image, 100, 0)),
         ("toy score field", "/toy_field", ("moons", 10)),
         ("toy noise-level classifier field", "/toy_cdm_field", ("moons", 10)),
-        ("toy reverse process (11 frames)", "/toy_reverse", ("moons",)),
+        ("toy reverse process (7 frames)", "/toy_reverse", ("moons",)),
         ("auxiliary variables: 2-D particles at s (trajectories cached after the first call)", "/aux_particles",
          ("moons", 0.3, 0)),
         ("auxiliary variables: image forward + 100-step reverse (CLD)", "/aux_image", (image, "fmnist-mdm-cld", 0)),

@@ -128,8 +128,9 @@ def toy_cdm_field(name: str = "moons", t: int = 10):
     return plots.toy_scene(*_scatter(name), cdm.info.class_names, title, arrows=arrows, density=(gx, gy, log_p))
 
 
-def toy_reverse(name: str = "moons", n: int = 400, sampler: str = "ddpm", seed: int = 0, frames: int = 10):
+def toy_reverse(name: str = "moons", n: int = 400, sampler: str = "ddpm", seed: int = 0, frames: int = 6):
     """Generator: figures of n particles moving from noise onto the data (reverse process)."""
+    # 6 frames + the samples: each frame is a matplotlib figure the page encodes (~0.15 s); 11 took > 2 s.
     model = _toy(name)
     n = int(min(max(int(n), 10), 5000))
     x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(int(seed)))
