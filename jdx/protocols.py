@@ -68,9 +68,18 @@ class MultivariateDenoiser(Protocol):
     def eps(self, y: Tensor, tau: Tensor) -> Tensor: ...
 
 
+def members(protocol: type) -> set[str]:
+    """The attributes and methods a protocol declares (its own, not object's or Protocol's)."""
+    names = set(getattr(protocol, "__annotations__", {}))
+    return names | {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
+
+
 def supports(model: object, *protocols: type) -> bool:
-    """True when the model implements every protocol given: the one capability check of the code base."""
-    return all(isinstance(model, p) for p in protocols)
+    """True when the model implements every protocol given: the one capability check of the code base.
+    Asked with getattr, not isinstance: from Python 3.12 on, isinstance with a runtime protocol looks members
+    up statically and misses what nn.Module keeps in _modules/_buffers (a model's `schedule`, `diffusion`), so
+    every DDPM and MDM read as incapable on the GPU machine's Python."""
+    return all(hasattr(model, m) for p in protocols for m in members(p))
 
 
 def require(model: object, protocol: type, purpose: str) -> None:

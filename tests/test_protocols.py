@@ -50,3 +50,14 @@ def test_loss_output_has_one_home():
     from jdx import cdm, classifier, joint
     from jdx.mdm import model
     assert joint.LossOutput is cdm.LossOutput is classifier.LossOutput is model.LossOutput is LossOutput
+
+
+def test_capabilities_held_by_submodules_count():
+    """A DDPM's `schedule` and an MDM's `diffusion` live in nn.Module's _modules, where Python ≥ 3.12's
+    isinstance on a runtime protocol (a static lookup) does not look: supports() must still see them."""
+    import inspect
+    ddpm, mdm = jdx.load(ROOT / "checkpoints/fmnist-ddpm"), jdx.load(ROOT / "checkpoints/fmnist-mdm-vpsde")
+    for model, name in ((ddpm, "schedule"), (mdm, "diffusion")):
+        with pytest.raises(AttributeError):
+            inspect.getattr_static(model, name)
+    assert supports(ddpm, Denoiser) and supports(mdm, MultivariateDenoiser) and not supports(ddpm, Classifier)

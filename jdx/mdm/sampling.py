@@ -114,13 +114,14 @@ def forward_path(diffusion, x: Tensor, s_values: list[float], generator: torch.G
     each increment draws from the kernel of the span given the current state. x (n, …) → [y_s (n, K, …)],
     the first entry y₀."""
     K = diffusion.K
-    v0 = torch.randn((x.shape[0], K - 1, *x.shape[1:]), generator=generator) * diffusion.config.init_aux_var ** 0.5
-    y = torch.cat([x[:, None].float(), v0], 1)
+    device = diffusion.A().device  # where Q, D live; the noise is drawn on the CPU (the generator's) and moved
+    v0 = torch.randn((x.shape[0], K - 1, *x.shape[1:]), generator=generator).to(device) * diffusion.config.init_aux_var ** 0.5
+    y = torch.cat([x[:, None].float().to(device), v0], 1)
     out, prev = [y], 0.0
     for s in s_values:
-        span = (tau_of_s(s) - tau_of_s(prev)).reshape(1)
+        span = (tau_of_s(s) - tau_of_s(prev)).reshape(1).to(device)
         Phi, N = propagator(diffusion, span)
-        y = apply(Phi[0], y) + apply(cholesky(N[0]), torch.randn(y.shape, generator=generator))
+        y = apply(Phi[0], y) + apply(cholesky(N[0]), torch.randn(y.shape, generator=generator).to(device))
         out.append(y)
         prev = s
     return out

@@ -118,7 +118,7 @@ def aux_image(image, mdm_name: str = "", seed: int = 0):
         x0 = models.image_input(model, image).cpu()
         x, _ = dequantize_logit(x0, g)
         path = forward_path(model.diffusion, x, s_show[1:], g)
-        fwd_fig = variable_mosaic([(s, y[0, :, 0].numpy()) for s, y in zip(s_show, path)],
+        fwd_fig = variable_mosaic([(s, y[0, :, 0].cpu().numpy()) for s, y in zip(s_show, path)],
                                       f"forward: your image (logit space) and its auxiliaries, {model.info.name}")
     else:
         gr.Warning("No image: showing the reverse process only.")

@@ -39,12 +39,12 @@ def _trajectory(model_name: str, model, steps: list[Step], final: torch.Tensor, 
     """What the slider needs, as plain arrays: x_t and x̂₀ per step (plus the final sample), and p(y | x_t, t)
     (from the logits the sampling passes gave, and one pass of the encoder on the final sample)."""
     ts = [s.t for s in steps] + [0]
-    x_t = torch.cat([torch.stack([s.x_t[0] for s in steps]), final[:1].cpu()])
-    x0 = torch.cat([torch.stack([s.x0_hat[0] for s in steps]), final[:1].cpu()])
+    x_t = torch.cat([torch.stack([s.x_t[0] for s in steps]).cpu(), final[:1].cpu()])
+    x0 = torch.cat([torch.stack([s.x0_hat[0] for s in steps]).cpu(), final[:1].cpu()])
     probs = None
     if supports(model, Classifier):
         last = batches.predict_logits(model_name, final[:1])
-        probs = torch.cat([logits[t] for t in ts[:-1]] + [last]).float().softmax(-1).cpu().numpy()
+        probs = torch.cat([logits[t].cpu() for t in ts[:-1]] + [last.cpu()]).float().softmax(-1).numpy()
     return {"t": ts, "x_t": to_uint8(x_t), "x0": to_uint8(x0), "probs": probs, "names": model.info.class_names}
 
 
