@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,20 @@ def tiny_classifier(tmp_path_factory, shapes_dir) -> Path:
     assert main(["train", "classifier", "--data", str(shapes_dir), "--out", str(out), "--steps", "10",
                  "--image-size", "16", "--batch-size", "16", "--eval-n", "16", "--quiet"]) == 0
     return out
+
+
+@pytest.fixture()
+def app_checkpoints(tmp_path, monkeypatch):
+    """serve(name=stem, …) → a checkpoint folder holding those tiny checkpoints under those names, which the
+    app's model loader (jdx.ui.models) reads for the rest of the test."""
+    from jdx.ui import models
+
+    def serve(**stems: Path) -> Path:
+        folder = tmp_path / "ck"
+        folder.mkdir(exist_ok=True)
+        for name, stem in stems.items():
+            for suffix in (".json", ".safetensors"):
+                shutil.copy(stem.with_suffix(suffix), folder / f"{name}{suffix}")
+        monkeypatch.setattr(models, "CHECKPOINT_DIR", folder)
+        return folder
+    return serve

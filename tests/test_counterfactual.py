@@ -184,15 +184,10 @@ def test_cli_defaults_come_from_the_library(tiny_joint, shapes_dir, tmp_path):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_app_handler_with_each_method(tiny_joint, shapes_dir, tmp_path, monkeypatch, method):
+def test_app_handler_with_each_method(tiny_joint, shapes_dir, app_checkpoints, method):
     pytest.importorskip("gradio")
-    import shutil
-    from jdx.ui import counterfactual as tab, models
-    folder = tmp_path / "ck"
-    folder.mkdir()
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
-    monkeypatch.setattr(models, "CHECKPOINT_DIR", folder)
+    from jdx.ui import counterfactual as tab
+    app_checkpoints(**{"tiny-joint": tiny_joint})
     d = PER_METHOD[method]
     pair, diff, bars, strip, summary = tab.counterfactual(
         "tiny-joint", str(shapes_dir / "square" / "0.png"), 30, 50.0, 0, 0.0, 1.0, 0.0, method=method,
@@ -217,16 +212,10 @@ def test_verdicts_warn_in_words():
     assert "adversarial edit, not an explanation" in invisible and "disagree" in invisible
 
 
-def test_app_handler_asks_the_separate_classifier(tiny_joint, tiny_classifier, shapes_dir, tmp_path, monkeypatch):
+def test_app_handler_asks_the_separate_classifier(tiny_joint, tiny_classifier, shapes_dir, app_checkpoints):
     pytest.importorskip("gradio")
-    import shutil
-    from jdx.ui import counterfactual as tab, models
-    folder = tmp_path / "ck"
-    folder.mkdir()
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
-        shutil.copy(tiny_classifier.with_suffix(suffix), folder / f"tiny-clf{suffix}")
-    monkeypatch.setattr(models, "CHECKPOINT_DIR", folder)
+    from jdx.ui import counterfactual as tab
+    app_checkpoints(**{"tiny-joint": tiny_joint, "tiny-clf": tiny_classifier})
     # Positional, as Gradio passes them: weights, then method and λ.
     *_, bars, strip, summary = tab.counterfactual("tiny-joint", str(shapes_dir / "vbar" / "0.png"), 30, 50.0, 0,
                                                   0.0, 0.0, 1.0, "dime", 0.5, progress=lambda *a, **k: None)

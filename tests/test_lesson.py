@@ -2,7 +2,6 @@
 tiny joint model."""
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from PIL import Image
 from tests.conftest import shape_image
 
 pytest.importorskip("gradio")
-from jdx.ui import lesson, models  # noqa: E402
+from jdx.ui import lesson  # noqa: E402
 
 
 def test_seven_steps_each_with_a_look_and_a_question():
@@ -19,12 +18,8 @@ def test_seven_steps_each_with_a_look_and_a_question():
     assert all(s.look and s.ask.endswith("?") for s in lesson.STEPS)
 
 
-def test_live_steps_on_a_tiny_model(tiny_joint, tmp_path, monkeypatch):
-    folder = tmp_path / "ck"
-    folder.mkdir()
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
-    monkeypatch.setattr(models, "CHECKPOINT_DIR", folder)
+def test_live_steps_on_a_tiny_model(tiny_joint, tmp_path, app_checkpoints):
+    app_checkpoints(**{"tiny-joint": tiny_joint})
     path = tmp_path / "vbar.png"
     Image.fromarray(shape_image(1, np.random.default_rng(0))).save(path)
     clean = np.asarray(lesson.lesson_forward("tiny-joint", str(path), 0))

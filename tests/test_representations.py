@@ -3,7 +3,6 @@ from, and the view answers from them with one U-Net pass on the image."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,8 @@ SHIPPED = sorted((ROOT / "checkpoints" / "representations").glob("*.safetensors"
 
 
 @pytest.fixture()
-def tiny(tmp_path, tiny_joint, monkeypatch):
-    folder = tmp_path / "ck"
-    folder.mkdir()
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(tiny_joint.with_suffix(suffix), folder / f"tiny-joint{suffix}")
-    monkeypatch.setattr(models, "CHECKPOINT_DIR", folder)
+def tiny(tiny_joint, monkeypatch, app_checkpoints):
+    folder = app_checkpoints(**{"tiny-joint": tiny_joint})
     monkeypatch.setattr(rep, "SHIPPED", folder / "representations")
     rep._shipped.cache_clear()
     rep._COMPUTED.clear()
