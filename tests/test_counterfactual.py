@@ -319,3 +319,18 @@ def test_cli_judge(tiny_joint, tiny_classifier, shapes_dir, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["out"].startswith(str(tmp_path / "j"))
     assert {k: v for k, v in printed.items() if k != "out"} == {k: v for k, v in rows["beside"].items() if k != "out"}
+
+
+def test_app_counterfactual_warns_on_a_picture_unlike_the_training_data(tmp_path):
+    """Noise gets a confident edit all the same: the page must say the picture is unlike the training data."""
+    pytest.importorskip("gradio")
+    from PIL import Image
+    from jdx.ui import counterfactual as tab
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(noise)
+    w = [0.0] * 8 + [1.0, 0.0]                                             # toward Bag
+    said = {}
+    for name, path in (("noise", noise), ("sneaker", ROOT / "assets/examples/7-sneaker-0.png")):
+        *_, said[name] = tab.counterfactual("fmnist-joint", str(path), 300, 400, 0, *w, "dime", 1.5,
+                                            progress=lambda *a, **k: None)
+    assert "unlike the training data" in said["noise"] and "unlike the training data" not in said["sneaker"]

@@ -16,6 +16,7 @@ from . import batches, compute, models
 from .composites import probability_bars, signed_with_scale
 from .errors import clear_on_failure
 from .pictures import big, channel_mean
+from .predict import ood_warning
 
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
 edited toward the classes you weight with the sliders (several sliders: a mix, e.g. half shirt, half coat).
@@ -108,6 +109,8 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
                f"target weight on the new top class {w[p1.argmax()] / w.sum():.0%}. Mean pixel change "
                f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
                f"s = {scale:g}, λ = {lam:g}.\n\n" + verdicts(names, w, p0, p1, p_sep, l1))
+    warning = compute.run(lambda: ood_warning(model, cf.x))
+    summary += f"  \n{warning}" if warning else ""
     return ((big(cf.x[0]), big(cf.x_cf[0])), signed_with_scale(diff, "x_cf − x: red brighter, blue darker"),
             probability_bars(p0, p1, names, w / w.sum(), p_sep),
             trajectory_strip(cf.steps, cf.x_cf, k=10, scale=3), summary)

@@ -60,14 +60,14 @@ def _prepared(model, image):
 
 
 @lru_cache(maxsize=8)
-def _detector(model) -> Detector | None:
+def detector(model) -> Detector | None:
     """The model's OOD detector (loaded models are cached, so is this), or None without a calibration."""
     return Detector.for_model(model, model.info.path)
 
 
 def ood_note(model, x: torch.Tensor) -> str:
     """A sentence (Markdown) on whether x is like the training data, with the score and what it means."""
-    det = _detector(model)
+    det = detector(model)
     if det is None:
         return "*No out-of-distribution calibration for this checkpoint: the app cannot say whether your " \
                "picture is like the training data.*"
@@ -81,6 +81,18 @@ def ood_note(model, x: torch.Tensor) -> str:
                 "name one of its classes, so **the label above means little here**.")
     return (f"✓ Like the training data: OOD score {score:.2f} ≤ threshold {thr:.2f} "
             f"({det.cal.percentile:.0f} % of training images score below it; {why}).")
+
+
+def ood_warning(model, x: torch.Tensor) -> str:
+    """'' when x is like the training data (or no calibration ships); else a warning for views that edit or
+    explain x (the Counterfactual view), where a confident answer on noise would read as meaningful."""
+    det = detector(model)
+    r = None if det is None else det(x)
+    if r is None or bool(r.in_distribution[0]):
+        return ""
+    return (f"⚠ **This picture is unlike the training data** (OOD score {float(r.score[0]):.2f} > threshold "
+            f"{r.threshold:.2f}): the classifier must name one of its classes anyway, so the edit shows what moves "
+            "its label, not what the picture would need to become a garment of that class.")
 
 
 def predict(model_name: str, image):
