@@ -130,6 +130,10 @@ def test_a_failed_action_clears_the_old_answer(page, tmp_path):
     expect(page.locator("#predict-plots img")).to_have_count(1, timeout=90_000)
     bad = tmp_path / "not-really.png"
     bad.write_bytes(b"this is a text file, not a picture\n" * 20)
+    # The bad file arrives while the previous picture's attributions (~0.7 s) are still being computed: they
+    # must not land after the error (a CI run showed them back beside it).
+    page.locator("#examples button.thumbnail-item").nth(24).click()          # the bag
+    expect(top_class(page)).to_have_text("Bag", timeout=60_000)
     page.locator("#input-image input[type=file]").set_input_files(str(bad))
     expect(page.locator(ERROR_TOAST).first).to_contain_text("not an image", timeout=60_000)
     page.wait_for_timeout(3000)                               # every view decodes the image: one message

@@ -10,6 +10,14 @@ from typing import Sequence
 import gradio as gr
 
 
+# Trigger mode of every event that shows the current state of its inputs (the image, the sliders). Gradio's
+# default for an event whose first trigger is a click is "once": a new image or slider position that arrives
+# while the previous request is pending is dropped, and the old answer stays beside the new input (a CI run
+# showed the previous picture's label beside a bad upload's error). "always_last" runs the latest inputs once
+# the pending request is done.
+FOLLOW = "always_last"
+
+
 def _empty(n: int):
     return lambda: None if n == 1 else (None,) * n
 

@@ -16,7 +16,7 @@ from ..ood import Detector, standardised
 from . import compute
 from .compute import on_compute_thread
 from . import models, native, plots
-from .errors import clear_on_failure
+from .errors import clear_on_failure, FOLLOW
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** The same network that removes noise also says what the picture is: its
@@ -160,9 +160,14 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  tooltip="all", elem_id="predict-robust")
     inputs = [model_box, image]
     event = gr.on([run.click, image.change, model_box.change], models.if_image(predict, 4), inputs,
-                  [label, seen, note, stages], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY)
+                  [label, seen, note, stages], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY,
+                  trigger_mode=FOLLOW)
     explained = event.success(models.if_image(attribute, 1, warn=False), inputs + [target], attr, api_name="attribute")
-    explained.success(models.if_image(robustness, 1, warn=False), inputs, robust, api_name="robustness")
+    curves = explained.success(models.if_image(robustness, 1, warn=False), inputs, robust, api_name="robustness")
+    # The previous image's attributions and curves are stale once a new image (or model) arrives: cancelled,
+    # they cannot land after the new image's answer — or beside its error.
+    gr.on([run.click, image.change, model_box.change], None, None, None, cancels=[explained, curves],
+          api_visibility="private")
     clear_on_failure(event, [label, seen, note, stages, attr, robust])     # no old answer beside an error
     clear_on_failure(explained, [attr, robust])
     clear_on_failure(target.change(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute_class"),
