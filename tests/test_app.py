@@ -83,7 +83,7 @@ def top(label: dict) -> str:
 
 def test_every_endpoint_is_named(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    expected = {"/predict", "/attribute", "/attribute_class", "/robustness", "/denoise", "/scrub", "/gif",
+    expected = {"/predict", "/prepared", "/attribute", "/attribute_class", "/robustness", "/denoise", "/scrub", "/gif",
                 "/gradients", "/counterfactual", "/forward", "/toy_field", "/toy_classes", "/toy_reverse",
                 "/toy_counterfactual", "/model_info", "/example", "/use_drawing", "/noise_level", "/toy_cdm_field",
                 "/representations", "/aux_particles", "/aux_image"}
@@ -91,8 +91,10 @@ def test_every_endpoint_is_named(client):
 
 
 def test_predict_attribute_robustness(client, images):
-    label, seen, ood_note, stages = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/predict")
-    assert "training data" in ood_note and "What was done to your upload" in ood_note and len(stages) >= 1
+    label, ood_note = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/predict")
+    assert "training data" in ood_note and "What was done to your upload" in ood_note
+    seen, stages = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/prepared")
+    assert len(stages) >= 1
     assert {c["label"] for c in label["confidences"]} == {"square", "vbar", "hbar"}
     assert abs(sum(c["confidence"] for c in label["confidences"]) - 1) < 1e-4
     assert Image.open(seen).size == (224, 224)                       # 16×16 enlarged ×14, nearest
@@ -341,3 +343,26 @@ def test_denoise_batch_rows_equal_requests_alone(tiny_joint):
         assert len({np.asarray(r[0]).tobytes() for r in together}) == len(jobs)
     finally:
         models.CHECKPOINT_DIR = old
+
+
+def test_an_answer_whose_input_changed_while_it_ran_is_dropped():
+    """The Predict view's follow-ups (attributions, curves) for a picture the user has since replaced must not
+    land: `Latest.only_current` turns them into 'no update', per browser session."""
+    import gradio as gr
+    from types import SimpleNamespace
+    from jdx.ui.errors import Latest
+
+    latest = Latest()
+    alice, bob = SimpleNamespace(session_hash="alice"), SimpleNamespace(session_hash="bob")
+
+    def slow(x, changes_meanwhile=None):
+        if changes_meanwhile is not None:
+            latest.changed(changes_meanwhile)        # the user picks another picture while this runs
+        return x * 2
+
+    f = latest.only_current(slow)
+    latest.changed(alice)
+    assert f(3, _jdx_request=alice) == 6                                 # nothing changed: the answer lands
+    assert isinstance(f(3, alice, _jdx_request=alice), type(gr.skip()))  # alice changed her picture: dropped
+    assert f(3, bob, _jdx_request=alice) == 6                            # another session's change: lands
+    assert f(4) == 8                                                     # no request (a direct call): lands

@@ -100,6 +100,8 @@ def test_page_opens_with_an_example_and_its_answer(page):
     expect(page.locator("#predict-plots img")).to_have_count(1, timeout=90_000)      # the attributions
     expect(robustness_plot(page)).to_be_visible(timeout=90_000)                      # a native line plot
     expect(page.locator("#input-image img")).to_have_count(1)
+    expect(page.locator("#predict-seen img")).to_have_count(1)                     # /prepared, after the label
+    expect(page.locator("#predict-stages img").first).to_be_visible()
     no_error(page)
     # All eight tabs in one row at 1280 px: none hidden behind an overflow ("⋯") menu.
     for name in TABS:

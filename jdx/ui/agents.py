@@ -21,8 +21,8 @@ MODEL = "model_name: a checkpoint from the model list, e.g. 'fmnist-joint' (join
 TOOLS = {
     "predict": f"""Classify a picture of a garment with the joint diffusion model's classifier (Fashion-MNIST:
 T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot). Args: {MODEL}; {IMAGE}.
-Returns the class probabilities p(y | x) (top classes with confidences) and the 28×28 model input as the
-model sees it.""",
+Returns the class probabilities p(y | x) (top classes with confidences) and a note: whether the picture is like
+the training data (an OOD score; a label on an unlike picture means little) and what was done to the upload.""",
     "attribute": f"""Explain a prediction: Integrated Gradients and SmoothGrad attributions (captum) over the
 28×28 input, red pixels pushing the class score up, blue down. Args: {MODEL}; {IMAGE}; target: 'predicted
 class' or a class name. Returns a figure.""",

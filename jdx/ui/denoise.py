@@ -109,8 +109,8 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
         while (step := steps_in.get()) is not None:
             recorded.append(step)
             i = len(recorded)
-            progress((i, len(ts) - 1), desc=f"denoising t = {step.t}")
             if (i == 1 or i % every == 0) and time.monotonic() - last > FRAME_INTERVAL_S:
+                progress((i, len(ts) - 1), desc=f"denoising t = {step.t}")
                 last = time.monotonic()
                 yield (big(step.x_t[0]), big(step.x0_hat[0]), f"step {i}/{len(ts) - 1}: t = {step.t}", gr.skip(),
                        gr.skip(), gr.skip())

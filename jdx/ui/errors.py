@@ -5,6 +5,12 @@ The listener is a Python function outside the queue (it must not wait behind mod
 (js) listener that returns nulls runs, but Gradio 6.31 leaves the outputs as they were."""
 from __future__ import annotations
 
+import functools
+import inspect
+import itertools
+import threading
+import typing
+from collections import OrderedDict
 from typing import Sequence
 
 import gradio as gr
@@ -28,3 +34,43 @@ def clear_on_failure(event, outputs: Sequence[gr.components.Component]):
     outputs = list(outputs)
     event.failure(_empty(len(outputs)), None, outputs, api_name=False, show_progress="hidden", queue=False)
     return event
+
+
+class Latest:
+    """Answers that arrive after their input changed are dropped. A slow follow-up (the Predict view's
+    attributions, ~0.7 s) started for the previous picture would otherwise land after the new picture's answer
+    — or beside its error. Gradio's `cancels=` cannot do this reliably: its cancel clears the *newest*
+    submission of the cancelled event and then fires the event's failure listeners, which blanked the new
+    picture's attributions. So the server keeps, per browser session, a token of the latest input change."""
+
+    def __init__(self, size: int = 4096):
+        self._token: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+        self._counter = itertools.count(1)
+
+    def changed(self, request: gr.Request) -> None:
+        """Listener for the input's change (queue=False: it must not wait behind model work)."""
+        with self._lock:
+            self._token[request.session_hash] = next(self._counter)
+            self._token.move_to_end(request.session_hash)
+            while len(self._token) > self._size:
+                self._token.popitem(last=False)
+
+    def _now(self, request: gr.Request | None) -> int | None:
+        with self._lock:
+            return None if request is None else self._token.get(request.session_hash)
+
+    def only_current(self, fn):
+        """fn, whose answer is replaced by 'no update' (gr.skip) when its input changed while it ran."""
+        sig = inspect.signature(fn)
+        req = inspect.Parameter("_jdx_request", inspect.Parameter.KEYWORD_ONLY, annotation=gr.Request)
+
+        @functools.wraps(fn)
+        def wrapped(*args, _jdx_request: gr.Request | None = None, **kwargs):
+            before = self._now(_jdx_request)
+            out = fn(*args, **kwargs)
+            return out if self._now(_jdx_request) == before else gr.skip()
+        wrapped.__signature__ = sig.replace(parameters=list(sig.parameters.values()) + [req])
+        wrapped.__annotations__ = {**typing.get_type_hints(fn), "_jdx_request": gr.Request}
+        return wrapped

@@ -16,7 +16,7 @@ from ..ood import Detector, standardised
 from . import compute
 from .compute import on_compute_thread
 from . import models, native, plots
-from .errors import clear_on_failure, FOLLOW
+from .errors import clear_on_failure, FOLLOW, Latest
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** The same network that removes noise also says what the picture is: its
@@ -96,16 +96,24 @@ def ood_warning(model, x: torch.Tensor) -> str:
 
 
 def predict(model_name: str, image):
-    """→ ({class: probability}, the model input enlarged, OOD note, preprocessing stages)."""
+    """→ ({class: probability}, OOD note with what was done to the upload). Text only: the pictures of the
+    preparation come from `prepared`, so an API client or agent asking for the label downloads no files."""
     model = compute.run(lambda: models.require_classifier(models.get(model_name)))
     prep = _prepared(model, image)          # here, not in the batch: a bad upload fails alone
     x = (prep.pixels[None].float() / 127.5 - 1).to(next(model.parameters()).device)
     probs = _BATCHED(model_name, x)[0].numpy()
     note = compute.run(lambda: ood_note(model, x))
     done = "; ".join(prep.steps) if prep.steps else "nothing: the upload already looks like the training images"
-    stages = [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "as uploaded")]
-    return ({n: float(p) for n, p in zip(model.info.class_names, probs)}, big(x[0]),
-            f"{note}\n\n**What was done to your upload:** {done}.", stages)
+    return ({n: float(p) for n, p in zip(model.info.class_names, probs)},
+            f"{note}\n\n**What was done to your upload:** {done}.")
+
+
+def prepared(model_name: str, image):
+    """→ (the model input enlarged, each step of preparing the upload as (picture, caption))."""
+    model = compute.run(models.get, model_name)
+    prep = _prepared(model, image)
+    x = prep.pixels[None].float() / 127.5 - 1
+    return big(x[0]), [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "as uploaded")]
 
 
 @on_compute_thread
@@ -159,15 +167,18 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  label="prediction vs. noise level", show_label=False,
                                  tooltip="all", elem_id="predict-robust")
     inputs = [model_box, image]
-    event = gr.on([run.click, image.change, model_box.change], models.if_image(predict, 4), inputs,
-                  [label, seen, note, stages], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY,
-                  trigger_mode=FOLLOW)
-    explained = event.success(models.if_image(attribute, 1, warn=False), inputs + [target], attr, api_name="attribute")
-    curves = explained.success(models.if_image(robustness, 1, warn=False), inputs, robust, api_name="robustness")
-    # The previous image's attributions and curves are stale once a new image (or model) arrives: cancelled,
-    # they cannot land after the new image's answer — or beside its error.
-    gr.on([run.click, image.change, model_box.change], None, None, None, cancels=[explained, curves],
-          api_visibility="private")
+    event = gr.on([run.click, image.change, model_box.change], models.if_image(predict, 2), inputs,
+                  [label, note], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY, trigger_mode=FOLLOW)
+    # A new picture makes the previous one's follow-ups stale: answers that finish after it are dropped.
+    latest = Latest()
+    gr.on([run.click, image.change, model_box.change], latest.changed, None, None, queue=False,
+          api_visibility="private", show_progress="hidden")
+    # FOLLOW: a follow-up for the new picture that arrives while the old one's runs is deferred, not dropped.
+    current = lambda fn: latest.only_current(models.if_image(fn, 1 if fn is not prepared else 2, warn=False))
+    event.success(current(prepared), inputs, [seen, stages], api_name="prepared",
+                  concurrency_limit=PREDICT_CONCURRENCY, show_progress="hidden", trigger_mode=FOLLOW)
+    explained = event.success(current(attribute), inputs + [target], attr, api_name="attribute", trigger_mode=FOLLOW)
+    explained.success(current(robustness), inputs, robust, api_name="robustness", trigger_mode=FOLLOW)
     clear_on_failure(event, [label, seen, note, stages, attr, robust])     # no old answer beside an error
     clear_on_failure(explained, [attr, robust])
     clear_on_failure(target.change(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute_class"),
