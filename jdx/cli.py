@@ -16,7 +16,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .attribution import DEFAULT as ATTRIBUTION_DEFAULT
 from .counterfactual import DEFAULT as CF_DEFAULT, METHODS as CF_METHODS, PER_METHOD as CF_PER_METHOD
-from .data import PREPROCESS, DataError, load_like, restore_like, to_uint8
+from .data import PREPROCESS, DataError, load_like, restore_edit, to_uint8
 from .device import cpu_threads, device_name, pick_device
 from .inputs import model_input
 from .protocols import Classifier, Denoiser, ImageClassifier, Likelihood, MultivariateDenoiser, supports
@@ -405,7 +405,7 @@ def cmd_counterfactual(args) -> None:
             cf = counterfactual(model, x, w, method=args.method, t_star=t_star, scale=scale, lam=lam, steps=steps,
                                 seed=args.seed)
             target_path = out / f"{Path(path).stem}.png"
-            restore_like(cf.x_cf[0].cpu(), prep).save(target_path)
+            restore_edit(cf.x[0].cpu(), cf.x_cf[0].cpu(), prep).save(target_path)   # the change, onto the original
             before, after = cf.probs_before[0].cpu(), cf.probs_after[0].cpu()
             p_sep = None if judge is None else judge.predict(cf.x_cf.to(next(judge.parameters()).device))[0].cpu()
             v = verdict(names, w, before, after, p_sep, float(cf.l1[0]))

@@ -268,9 +268,28 @@ def restore_like(x: Tensor, prepared: Prepared) -> Image.Image:
         img = img.resize((side, side), Image.Resampling.BICUBIC).crop(prepared.box)
     if prepared.inverted:
         img = ImageOps.invert(img)
-    mode = prepared.original.mode
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in prepared.original.info):
-        alpha = prepared.original.convert("RGBA").getchannel("A")
+    return _in_mode(img, prepared.original)
+
+
+def restore_edit(x: Tensor, x_cf: Tensor, prepared: Prepared) -> Image.Image:
+    """The edit x → x_cf carried onto the original: original + (restore(x_cf) − restore(x)), in the original's
+    size and mode. Pasting restore(x_cf) itself put the model's view of a photo (cropped, contrast-normalised,
+    a grey square) over the photo; the difference leaves every pixel the edit did not touch as it was. For
+    an input already like the training data restore(x) is the original, so this equals restore_like(x_cf)."""
+    delta = (np.asarray(restore_like(x_cf, prepared).convert("L"), np.int16)
+             - np.asarray(restore_like(x, prepared).convert("L"), np.int16))
+    base = _to_8bit(prepared.original)
+    base = base.convert("L" if base.mode in ("L", "LA", "I", "I;16", "1") else "RGB")
+    a = np.asarray(base, np.int16)
+    out = np.clip(a + (delta if a.ndim == 2 else delta[..., None]), 0, 255).astype(np.uint8)
+    return _in_mode(Image.fromarray(out), prepared.original)
+
+
+def _in_mode(img: Image.Image, original: Image.Image) -> Image.Image:
+    """An 8-bit L/RGB picture in the original's mode (its alpha channel, 16-bit depth, palette)."""
+    mode = original.mode
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in original.info):
+        alpha = original.convert("RGBA").getchannel("A")
         img = img.convert("RGBA" if mode != "LA" else "LA")
         img.putalpha(alpha)
         return img.convert(mode) if mode in ("RGBA", "LA") else img

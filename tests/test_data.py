@@ -134,3 +134,28 @@ def test_restore_like_keeps_size_and_mode(mode):
 def test_to_uint8_round_trip():
     u = torch.randint(0, 256, (2, 1, 5, 5), dtype=torch.uint8)
     assert np.array_equal(data.to_uint8(u.float() / 127.5 - 1), u.movedim(1, -1).numpy())
+
+
+def test_restore_edit_carries_only_the_change_onto_a_photo():
+    """An edit of a photo goes back as original + change: pixels the edit did not touch keep the photo's
+    values (pasting the model's view put a contrast-normalised grey square over it), and for an input already
+    like the training data it is the edited image itself."""
+    from jdx.data import restore_edit
+    rng = np.random.default_rng(0)
+    photo = np.full((90, 120, 3), 200, np.uint8) + rng.integers(0, 30, (90, 120, 3), dtype=np.uint8)
+    photo[20:75, 40:80] = (90, 60, 40)                                    # a dark object on a light, textured ground
+    p = prepare_image(Image.fromarray(photo))
+    x = p.pixels.float() / 127.5 - 1
+    unchanged = np.asarray(restore_edit(x, x.clone(), p))
+    assert unchanged.shape == photo.shape and np.array_equal(unchanged, photo)
+    x_cf = x.clone()
+    x_cf[:, 12:16, 12:16] = -1.0                                          # a black hole in the object, in the model view
+    edited = np.asarray(restore_edit(x, x_cf, p)).astype(int)
+    changed = np.abs(edited - photo).max(-1) > 0
+    assert 0 < changed.mean() < 0.2                                       # only the patch's footprint moved
+    small = Image.fromarray(rng.integers(0, 40, (28, 28), dtype=np.uint8))   # dark ground: like the data
+    q = prepare_image(small)
+    y = q.pixels.float() / 127.5 - 1
+    y_cf = y.clone()
+    y_cf[:, 5:9, 5:9] = 0.5
+    assert np.array_equal(np.asarray(restore_edit(y, y_cf, q)), np.asarray(restore_like(y_cf, q)))
