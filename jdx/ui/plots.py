@@ -167,8 +167,8 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
               density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Figure:
     """The 2-D playground: the data coloured by class, the classifier's regions, a log-density, a vector
     field, moving particles and a counterfactual path — whichever are given."""
-    fig = _fig(HALF, 4.6, bottom=0.07, left=0.12)
-    fig.subplots_adjust(top=0.86)
+    fig = _fig(HALF, 4.9, bottom=0.14, left=0.12)
+    fig.subplots_adjust(top=0.87)
     ax = fig.add_subplot()
     if density is not None:
         gx, gy, log_p = density
@@ -194,7 +194,10 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
     ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal")
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=MIN_PT)
-    legend = ax.legend(loc="lower right", fontsize=MIN_PT, markerscale=2)
+    # Below the axes: inside, it covered the reverse process's particles (spread over the whole box early on).
+    n_items = len(ax.get_legend_handles_labels()[1])
+    legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=min(n_items, 4), fontsize=MIN_PT,
+                       markerscale=2, frameon=False, handletextpad=0.3, columnspacing=1.0)
     from matplotlib.lines import Line2D
     for handle in legend.legend_handles:      # markerscale enlarges the 5-pt data dots; the path's start dot and
         if isinstance(handle, Line2D):        # 16-pt star it made huge, over the legend's own text
