@@ -1,6 +1,6 @@
 """Visual counterfactual explanations: *what would have to change for the classifier to call x a …?*
 
-Four methods, one signature (`counterfactual(model, x, target, method=…)`), all steered by the joint model's
+Six methods, one signature (`counterfactual(model, x, target, method=…)`), all steered by the joint model's
 own classifier toward a target class or class mixture w:
   sdedit          noise x to t*, walk back with the noisy classifier's gradient (joint-diffusion paper §VCE);
   dime            the same walk guided by the clean classifier on x̂₀ plus λ‖x̂₀ − x‖₁ (DiME, Jeanneret et al.
