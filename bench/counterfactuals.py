@@ -44,8 +44,9 @@ GRID = {
     "ace-t150-s200": dict(method="ace", t_star=150, scale=200.0),
     "ddim-inversion-t100-s200": dict(method="ddim-inversion", t_star=100, scale=200.0),
     "ddim-inversion-t150-s200": dict(method="ddim-inversion", t_star=150, scale=200.0),
-    "dime-t300-s400-l1.5": dict(method="dime", t_star=300, scale=400.0, lam=1.5),     # dime's new default
+    "dime-t300-s400-l1.5": dict(method="dime", t_star=300, scale=400.0, lam=1.5),     # dime's default (best-of's candidates)
     "adaptive-t200-s300-l1.5": dict(method="adaptive", t_star=200, scale=300.0, lam=1.5),
+    "best-of-t300-s400-l1.5": dict(method="best-of", t_star=300, scale=400.0, lam=1.5),   # 4 dime candidates
 }
 # Where the classifier's gradient is taken (jdx.counterfactual_methods.GUIDES): DiME at one setting with each.
 GUIDE_GRID = {f"dime-t150-s200-l1-{g}": dict(method="dime", t_star=150, scale=200.0, lam=1.0, guide=g)
@@ -157,7 +158,7 @@ def plot(runs: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
     colours = {"sdedit": "#9aa5b1", "dime": "#4e79a7", "ace": "#e15759", "ddim-inversion": "#59a14f",
-               "adaptive": "#f28e2b"}
+               "adaptive": "#f28e2b", "best-of": "#b07aa1"}
     largest = {}                       # one point per configuration: its run on the most images
     for r in runs.values():
         if r["set"] == "random" and r["metrics"]["n"] > largest.get(r["name"], {"metrics": {"n": 0}})["metrics"]["n"]:

@@ -1,6 +1,6 @@
 """Visual counterfactual explanations: *what would have to change for the classifier to call x a …?*
 
-Four methods, one signature (`counterfactual(model, x, target, method=…)`), all steered by the joint model's
+Six methods, one signature (`counterfactual(model, x, target, method=…)`), all steered by the joint model's
 own classifier toward a target class or class mixture w:
   sdedit          noise x to t*, walk back with the noisy classifier's gradient (joint-diffusion paper §VCE);
   dime            the same walk guided by the clean classifier on x̂₀ plus λ‖x̂₀ − x‖₁ (DiME, Jeanneret et al.
@@ -11,7 +11,10 @@ own classifier toward a target class or class mixture w:
   adaptive        dime on a ladder of growing budgets (LADDER: multiples of t*, s and λ): each image stops at
                   the first rung whose result the joint model itself accepts robustly — the target's probability
                   averaged over noisy copies at ACCEPT_T ≥ ACCEPT_P — so easy edits stay small and hard ones
-                  get more; images never accepted keep the last rung. Only the rows still pending run a rung.
+                  get more; images never accepted keep the last rung. Only the rows still pending run a rung;
+  best-of         CANDIDATES dime edits of each image from different starting noise, run as one batch; each image
+                  keeps the candidate whose joint-model features lie nearest real training images of the target
+                  (jdx.counterfactual_references.target_distance) — the joint model's own judge of typicality.
 The pieces live in jdx.counterfactual_methods; the defaults (chosen by bench/counterfactuals.py) are DEFAULT.
 """
 from __future__ import annotations
@@ -25,10 +28,11 @@ from .protocols import Classifier, require
 
 from .counterfactual_methods import (GUIDES, change_mask, ddim_invert, guided_eps_fn, repaint_ddim,
                                      robust_target_probability)
+from .counterfactual_references import target_distance
 from .guidance import mixture_weights
 from .samplers import Step, ddim, recorder, timesteps
 
-METHODS = ("sdedit", "dime", "ace", "ddim-inversion", "adaptive")
+METHODS = ("sdedit", "dime", "ace", "ddim-inversion", "adaptive", "best-of")
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,9 @@ PER_METHOD = {
     "ace": Settings("ace", 150, 200.0, 0.0, 10, "x_t"),
     "ddim-inversion": Settings("ddim-inversion", 100, 200.0, 0.0, 10, "x_t"),
     "adaptive": Settings("adaptive", 300, 400.0, 1.5, 10, "x_t"),     # t*, s, λ: the first rung's
+    "best-of": Settings("best-of", 300, 400.0, 1.5, 10, "x_t"),       # each candidate's
 }
-DEFAULT = PER_METHOD["dime"]
+DEFAULT = PER_METHOD["best-of"]   # 79.4 % / L1 0.101 on the 500 vs dime 78.4 % / 0.104, at 3.4× the CPU time
 # adaptive: the rungs as multiples (of t*, s, λ), smallest budget first, and the joint model's acceptance test
 # (chosen on a dev split of 160 other test images, runs never on the benchmark's: bench/counterfactuals.py).
 LADDER = ((1.0, 1.0, 1.0), (1.0, 1.5, 4 / 3))   # (300, 400, 1.5), then a harder pull (300, 600, 2)
@@ -57,6 +62,8 @@ ACCEPT_T = (100,)       # noise levels (of T = 500) of the noisy copies the join
 ACCEPT_DRAWS = 3        # … this many noise draws at each …
 ACCEPT_P = 0.6          # … and it accepts when the mean target probability reaches this
 T_STAR, SCALE = DEFAULT.t_star, DEFAULT.scale
+CANDIDATES = 4          # best-of: dime edits per image; candidate m of row i starts from seed_i + m · SEED_STEP
+SEED_STEP = 100_003
 ACE_THRESHOLD = 0.1     # ACE mask: pixels the first edit changed by more than this (in [0, 1] units) …
 ACE_DILATION = 1        # … grown by this many pixels
 
@@ -68,7 +75,8 @@ class Counterfactual(NamedTuple):
     probs_after: Tensor       # (B, num_classes) p(y | x_cf) at t = 0
     steps: list[Step]         # the edit's trajectory (empty unless record=True)
     mask: Tensor | None = None  # (B, 1, H, W) the region ACE may change (None for other methods)
-    rung: Tensor | None = None  # (B,) adaptive: the ladder rung each image stopped at (−1: none accepted)
+    rung: Tensor | None = None  # (B,) adaptive: the ladder rung each image stopped at (−1: none accepted);
+                                #      best-of: the candidate each image kept
 
     @property
     def l1(self) -> Tensor:
@@ -119,6 +127,10 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
         seeds = [seed + i for i in range(x.shape[0])] if isinstance(seed, int) else [int(v) for v in seed]
         x_cf, rung = _adaptive(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
         return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, None, rung)
+    if method == "best-of":
+        seeds = [seed + i for i in range(x.shape[0])] if isinstance(seed, int) else [int(v) for v in seed]
+        x_cf, chosen = _best_of(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
+        return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, None, chosen)
     seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
     x_cf, mask = _edit(model, x, w, method, t_star, scale, lam, steps, guide, seeds, on_step)
     return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask)
@@ -176,3 +188,22 @@ def _adaptive(model: nn.Module, x: Tensor, w: Tensor, t_star: int, scale: float,
         if len(pending) == 0:
             break
     return x_cf, rung
+
+
+def _best_of(model: nn.Module, x: Tensor, w: Tensor, t_star: int, scale: float, lam: float, steps: int, guide: str,
+             seeds: list[int], on_step: Callable[[Step], None]) -> tuple[Tensor, Tensor]:
+    """CANDIDATES dime edits per row (one batch of CANDIDATES·B rows, candidate-major), each row keeping the one
+    nearest real training images of its target in the joint model's feature space. Row i depends only on x[i],
+    w[i] and seeds[i]; the callback sees candidate 0's trajectory."""
+    B, M = x.shape[0], CANDIDATES
+    rows = [v + m * SEED_STEP for m in range(M) for v in seeds]
+    x_m = x.repeat(M, *[1] * (x.dim() - 1))                              # (M·B, …)
+    w_m = w.repeat(M, 1)
+
+    def first_candidate(step: Step) -> None:
+        on_step(Step(step.t, *(v[:B] if v.shape[0] == M * B else v for v in step[1:])))
+    x_all, _ = _edit(model, x_m, w_m, "dime", t_star, scale, lam, steps, guide, rows, first_candidate)
+    d = target_distance(model, x_all, w_m).view(M, B)                     # lower = more typical of the target
+    chosen = d.argmin(0)                                                  # (B,)
+    x_cf = x_all.view(M, B, *x.shape[1:])[chosen.to(x.device), torch.arange(B, device=x.device)]
+    return x_cf, chosen

@@ -93,8 +93,8 @@ def test_ddim_inversion_at_scale_zero_returns_the_input(model, x):
 
 
 def test_keep_close_pulls_the_edit_back(model, x):
-    """DiME/ACE at scale 0: λ‖x̂₀ − x‖₁ keeps the result near the input; a larger λ changes less."""
-    for method in ("dime", "ace"):
+    """DiME/ACE/best-of at scale 0: λ‖x̂₀ − x‖₁ keeps the result near the input; a larger λ changes less."""
+    for method in ("dime", "ace", "best-of"):
         loose = counterfactual(model, x, [0, 0, 1], method=method, t_star=5, scale=0.0, lam=0.0, steps=5).l1.mean()
         close = counterfactual(model, x, [0, 0, 1], method=method, t_star=5, scale=0.0, lam=1.0, steps=5).l1.mean()
         assert close < loose and close < 0.05, (method, loose, close)
@@ -334,3 +334,46 @@ def test_app_counterfactual_warns_on_a_picture_unlike_the_training_data(tmp_path
         *_, said[name] = tab.counterfactual("fmnist-joint", str(path), 300, 400, 0, *w, "dime", 1.5,
                                             progress=lambda *a, **k: None)
     assert "unlike the training data" in said["noise"] and "unlike the training data" not in said["sneaker"]
+
+
+def test_best_of_keeps_the_most_typical_candidate(model, x):
+    """best-of = CANDIDATES dime edits (row i, candidate m from seed_i + m·SEED_STEP); each row keeps the one
+    whose joint-model features are nearest the target's training references."""
+    from jdx.counterfactual_references import target_distance
+    w = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
+    kw = dict(t_star=30, scale=50.0, steps=3)
+    cf = counterfactual(model, x, w, method="best-of", seed=[4, 5, 6], **kw)
+    cands = [counterfactual(model, x, w, method="dime", seed=[v + m * cfm.SEED_STEP for v in (4, 5, 6)], **kw).x_cf
+             for m in range(cfm.CANDIDATES)]
+    d = torch.stack([target_distance(model, c, w) for c in cands])              # (M, B)
+    assert cf.rung is not None and torch.equal(cf.rung, d.argmin(0))
+    for i in range(3):
+        assert torch.allclose(cf.x_cf[i], cands[cf.rung[i]][i], atol=1e-5)
+    assert len({tuple(c.flatten().tolist()) for c in cands}) == cfm.CANDIDATES       # the candidates differ
+
+
+def test_best_of_rows_do_not_depend_on_their_batch(model, x):
+    w = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
+    kw = dict(method="best-of", t_star=30, scale=50.0, steps=3)
+    batch = counterfactual(model, x, w, seed=[5, 6, 7], **kw)
+    for i in range(3):
+        one = counterfactual(model, x[i:i + 1], w[i:i + 1], seed=[5 + i], **kw)
+        assert torch.allclose(one.x_cf[0], batch.x_cf[i], atol=1e-5) and one.rung[0] == batch.rung[i]
+
+
+def test_target_distance(model, x, shapes_dir):
+    """d(x) = Σ_c w_c · mean distance of f(x) to the k nearest references of class c. The references hold every
+    training image of the tiny set (under REFERENCES_PER_CLASS per class), so a training image is at distance 0
+    from its own class with k = 1 and farther from the others; k = 10 and a mixture match a brute-force sum."""
+    from jdx.counterfactual_references import features, references, target_distance
+    from jdx.data import load_dataset
+    y = load_dataset(str(shapes_dir), "train", 16, 1).labels[torch.tensor([0, 30, 60])]
+    refs = references(model)
+    assert refs.features.shape[0] == refs.labels.shape[0] and set(refs.labels.tolist()) == {0, 1, 2}
+    d1 = torch.stack([target_distance(model, x, torch.eye(3)[c].expand(3, 3), k=1) for c in range(3)], 1)  # (B, C)
+    assert torch.allclose(d1.gather(1, y[:, None])[:, 0], torch.zeros(3), atol=1e-2), (d1, y)
+    assert torch.equal(d1.argmin(1), y)
+    w = torch.tensor([[0.25, 0.75, 0.0]] * 3)
+    dist = torch.cdist(features(model, x), refs.features)
+    brute = sum(w[0, c] * dist[:, refs.labels == c].sort(1).values[:, :10].mean(1) for c in range(2))
+    assert torch.allclose(target_distance(model, x, w), brute, atol=1e-4)
