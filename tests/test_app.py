@@ -309,8 +309,8 @@ def test_counterfactual_batch_rows_equal_requests_alone(tiny_joint):
 
 def test_denoise_batch_rows_equal_requests_alone(tiny_joint):
     """Concurrent Denoise requests share U-Net passes (batches.denoiser), each with its own seed, sampler,
-    start and guidance: every answer is the answer alone, and every request's progress bar hears each of its own
-    steps. "The answer alone" up to float rounding: a batched convolution sums in another order (ε̂ differs by
+    start and guidance: every answer is the answer alone, and every request's progress bar hears its own steps (the
+    first, the last and at most one every 0.15 s between). "The answer alone" up to float rounding: a batched convolution sums in another order (ε̂ differs by
     ~1e-6 between a batch of 1 and of 30 on this CPU), so a pixel that sits on a rounding edge can come out one
     grey level apart; the caption (t, class, %) and the probabilities to 1e-4 are the same."""
     from jdx.ui import batches, denoise, models
@@ -334,7 +334,7 @@ def test_denoise_batch_rows_equal_requests_alone(tiny_joint):
             together = list(pool.map(lambda i: run(jobs[i], heard[i]), range(len(jobs))))
         assert max(batches._EPS.batch_sizes[n:]) > 1                      # they did share passes
         for a, b, h in zip(alone, together, heard):
-            assert h == list(range(1, 9))                                 # its own 8 steps, in order
+            assert h[0] == 1 and h[-1] == 8 and h == sorted(set(h))      # its own steps, in order, first and last
             for u, v in ((np.asarray(a[0]), np.asarray(b[0])), (a[3]["x_t"], b[3]["x_t"]), (a[3]["x0"], b[3]["x0"])):
                 assert u.shape == v.shape and np.abs(u.astype(int) - v.astype(int)).max() <= 1   # 8-bit frames
             assert np.abs(a[3]["probs"] - b[3]["probs"]).max() < 1e-4

@@ -33,6 +33,7 @@ NO_GUIDANCE = "no guidance"
 FRAME_INTERVAL_S = 0.3          # stream a frame at most every 0.3 s and at most MAX_FRAMES a run: enough to
 MAX_FRAMES = 8                  # watch the image form, and 30 users' streams (whose steps each wait for a
                                 # shared pass) do not bury the server in PNG encoding
+PROGRESS_INTERVAL_S = 0.15      # a progress message per step (50 a run, ×30 users) cost more than the bar gains
 
 
 def _trajectory(model_name: str, model, steps: list[Step], final: torch.Tensor, logits: dict) -> dict:
@@ -104,14 +105,17 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
             steps_in.put(None)
 
     threading.Thread(target=run, name="jdx-denoise", daemon=True).start()
-    last, every = 0.0, max(1, (len(ts) - 1) // MAX_FRAMES)      # the first step shows at once
+    last, told, every = 0.0, 0.0, max(1, (len(ts) - 1) // MAX_FRAMES)      # the first step shows at once
     try:
         while (step := steps_in.get()) is not None:
             recorded.append(step)
             i = len(recorded)
-            if (i == 1 or i % every == 0) and time.monotonic() - last > FRAME_INTERVAL_S:
+            now = time.monotonic()
+            if i == 1 or i == len(ts) - 1 or now - told > PROGRESS_INTERVAL_S:
                 progress((i, len(ts) - 1), desc=f"denoising t = {step.t}")
-                last = time.monotonic()
+                told = now
+            if (i == 1 or i % every == 0) and now - last > FRAME_INTERVAL_S:
+                last = now
                 yield (big(step.x_t[0]), big(step.x0_hat[0]), f"step {i}/{len(ts) - 1}: t = {step.t}", gr.skip(),
                        gr.skip(), gr.skip())
     finally:
