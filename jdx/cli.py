@@ -650,7 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="target class: index or name")
     p.add_argument("--method", choices=CF_METHODS, default=CF_DEFAULT.method,
                    help=f"sdedit, dime (keeps close to the input), ace (DiME + a mask of where it may change), "
-                        f"ddim-inversion (default {CF_DEFAULT.method})")
+                        f"ddim-inversion, adaptive (DiME, harder where the joint model does not accept the edit), "
+                        f"best-of (4 DiME edits, the most typical of the target kept) (default {CF_DEFAULT.method})")
     p.add_argument("--noise", type=int, default=None, help=f"t*, how much may change (default: the method's; "
                                                            f"{CF_DEFAULT.method}: {CF_T_STAR})")
     p.add_argument("--guidance", type=float, default=None, help=f"guidance scale s (default: the method's; "

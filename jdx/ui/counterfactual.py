@@ -20,11 +20,11 @@ from .predict import ood_warning
 
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
 edited toward the classes you weight with the sliders (several sliders: a mix, e.g. half shirt, half coat).
-**Method**: *sdedit* noises to t\\* and walks back with the classifier's gradient; *dime* (the default) adds
+**Method**: *sdedit* noises to t\\* and walks back with the classifier's gradient; *dime* adds
 **keep close** λ: a pull of the predicted clean image back toward your input; *ace* redoes a first edit inside
 a mask of where it changed, so everything else stays exactly as it was; *ddim-inversion* encodes the image
 deterministically (at s = 0 it comes back unchanged); *adaptive* redoes, with a harder pull, an edit the model
-does not still believe on noisy copies of it; *best-of* makes four dime edits and keeps the one whose features
+does not still believe on noisy copies of it; *best-of* (the default) makes four dime edits and keeps the one whose features
 look most like real training images of the target. **t\\*** sets how much may change, **s** how hard the
 classifier pulls. The difference map shows the edit: red pixels got brighter, blue darker. A second,
 separately trained classifier checks the result: an edit only the steering model believes is not an
