@@ -167,7 +167,7 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
               density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Figure:
     """The 2-D playground: the data coloured by class, the classifier's regions, a log-density, a vector
     field, moving particles and a counterfactual path — whichever are given."""
-    fig = _fig(HALF, 4.9, bottom=0.14, left=0.12)
+    fig = _fig(HALF, 5.0, bottom=0.16, left=0.12)
     fig.subplots_adjust(top=0.87)
     ax = fig.add_subplot()
     if density is not None:
@@ -196,7 +196,8 @@ def toy_scene(data: np.ndarray, labels: np.ndarray, names: Sequence[str], title:
     ax.tick_params(labelsize=MIN_PT)
     # Below the axes: inside, it covered the reverse process's particles (spread over the whole box early on).
     n_items = len(ax.get_legend_handles_labels()[1])
-    legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=min(n_items, 4), fontsize=MIN_PT,
+    # At most three a row: four ("… start, counterfactual") ran past the figure's edge at 1280 px.
+    legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=min(n_items, 3), fontsize=MIN_PT,
                        markerscale=2, frameon=False, handletextpad=0.3, columnspacing=1.0)
     from matplotlib.lines import Line2D
     for handle in legend.legend_handles:      # markerscale enlarges the 5-pt data dots; the path's start dot and
