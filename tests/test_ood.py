@@ -108,9 +108,10 @@ def test_predict_view_warns_about_unfamiliar_inputs(tiny, tmp_path):
         Image.fromarray(np.random.default_rng(2).integers(0, 256, (16, 16), dtype=np.uint8)).save(noise)
         shape = tmp_path / "vbar.png"
         Image.fromarray(shape_image(1, np.random.default_rng(3))).save(shape)
-        _, _, note, stages = predict.predict("tiny-joint", str(noise))
-        assert "unlike the training data" in note and "OOD score" in note and len(stages) >= 1
-        _, _, note, _ = predict.predict("tiny-joint", str(shape))
+        _, note = predict.predict("tiny-joint", str(noise))
+        assert "unlike the training data" in note and "OOD score" in note
+        assert len(predict.prepared("tiny-joint", str(noise))[1]) >= 1          # the preparation's pictures
+        _, note = predict.predict("tiny-joint", str(shape))
         assert "Like the training data" in note
     finally:
         models.CHECKPOINT_DIR = old
