@@ -336,6 +336,24 @@ def test_app_counterfactual_warns_on_a_picture_unlike_the_training_data(tmp_path
     assert "unlike the training data" in said["noise"] and "unlike the training data" not in said["sneaker"]
 
 
+def test_app_counterfactual_with_no_slider_set_edits_toward_the_runner_up():
+    """The page opens with every class slider at 0: the first click on "Make counterfactual" must answer (toward
+    the classifier's second choice, said in words), not raise a red error; negative weights are still refused."""
+    pytest.importorskip("gradio")
+    import gradio as gr
+    from jdx.ui import counterfactual as tab, models
+    sneaker = str(ROOT / "assets/examples/7-sneaker-0.png")
+    model = models.get("fmnist-joint")
+    p = model.predict(models.image_input(model, sneaker))[0]
+    runner_up = model.info.class_names[int(p.argsort(descending=True)[1])]
+    *_, summary = tab.counterfactual("fmnist-joint", sneaker, 300, 400, 0, *([0.0] * 10), "dime", 1.5,
+                                     progress=lambda *a, **k: None)
+    assert f"edited toward **{runner_up}**" in summary and "second choice" in summary
+    with pytest.raises(gr.Error, match="negative"):
+        tab.counterfactual("fmnist-joint", sneaker, 300, 400, 0, *([0.0] * 9 + [-1.0]), "dime", 1.5,
+                           progress=lambda *a, **k: None)
+
+
 def test_best_of_keeps_the_most_typical_candidate(model, x):
     """best-of = CANDIDATES dime edits (row i, candidate m from seed_i + m·SEED_STEP); each row keeps the one
     whose joint-model features are nearest the target's training references."""

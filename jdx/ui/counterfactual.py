@@ -85,8 +85,17 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
     d = PER_METHOD[method]
     lam = d.lam if lam is None else float(lam)
     w = np.asarray([float(v or 0) for v in weights][:len(names)] + [0.0] * (len(names) - len(weights)))
-    if (w < 0).any() or w.sum() <= 0:
-        raise gr.Error("Set at least one class slider above zero: the sliders are the target mixture.")
+    if (w < 0).any():
+        raise gr.Error("Class weights cannot be negative: the sliders are the target mixture.")
+    chosen = ""
+    if w.sum() <= 0:
+        # No slider set (how the page opens): the button still answers — toward the classifier's runner-up, the
+        # class this picture is nearest to becoming — and says so, instead of a red error on the first click.
+        p = compute.run(lambda: model.predict(x.to(next(model.parameters()).device))[0].cpu().numpy())
+        k = int(np.argsort(-p)[1])
+        w[k] = 1.0
+        chosen = (f"*No class slider was set: edited toward **{names[k]}**, the classifier's second choice for "
+                  f"this picture ({p[k]:.0%}). Move a class slider to pick the target.*\n\n")
     if len(weights) > len(names) and any(float(v or 0) for v in weights[len(names):]):
         raise gr.Error(f"{model.info.name} has {len(names)} classes; got weights for {len(weights)}.")
     T = model.schedule.T
@@ -110,6 +119,7 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
                f"target weight on the new top class {w[p1.argmax()] / w.sum():.0%}. Mean pixel change "
                f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
                f"s = {scale:g}, λ = {lam:g}.\n\n" + verdicts(names, w, p0, p1, p_sep, l1))
+    summary = chosen + summary
     warning = compute.run(lambda: ood_warning(model, cf.x))
     summary += f"  \n{warning}" if warning else ""
     return ((big(cf.x[0]), big(cf.x_cf[0])), signed_with_scale(diff, "x_cf − x: red brighter, blue darker"),
