@@ -211,8 +211,12 @@ def test_gradients(page):
 
 def test_counterfactual_slider_drag(page):
     tab(page, "Counterfactual")
-    drag(page, page.locator("#cf-w8 input[type=range]"), 0.01, 0.99)          # Bag, released → recompute
     summary = page.locator("#cf-summary")
+    page.get_by_role("button", name="Make counterfactual").click()     # a first-time visitor: no slider set yet
+    expect(summary).to_contain_text("second choice", timeout=90_000)
+    no_error(page)
+    drag(page, page.locator("#cf-w8 input[type=range]"), 0.01, 0.99)          # Bag, released → recompute
+    expect(summary).not_to_contain_text("second choice", timeout=90_000)
     expect(summary).to_contain_text("→", timeout=90_000)
     assert "Sneaker" in summary.inner_text() and "Bag" in summary.inner_text()
     no_error(page)
