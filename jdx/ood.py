@@ -83,7 +83,9 @@ def level_disagreement(model: nn.Module, x: Tensor, fracs=(0.1, 0.2, 0.3), seed:
 @torch.no_grad()
 def pooled_features(model: nn.Module, x: Tensor) -> Tensor:
     """The joint classifier's input at t = 0: pooled encoder + bottleneck features, (N, F)."""
-    return model.features(x, 0).float()
+    t = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    skips, h, _ = model.unet.encode(x, t)
+    return model.pooled_features(skips, h, t).float()
 
 
 class FeatureGaussians(NamedTuple):
