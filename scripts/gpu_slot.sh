@@ -16,6 +16,7 @@
 # (scripts/slot_latency.py uses a stand-in where it is missing); captum is optional (attributions are skipped).
 set -u
 OUT=${OUT:-out}; W=${W:-$PWD/runs/slot-work}; PHASE=${PHASE:-all}; mkdir -p "$OUT" "$W/ck" "$W/logs" "$W/evals"
+OUT=$(realpath "$OUT")
 export JDX_DATA=${JDX_DATA:-$PWD/.data/fashion-mnist} GRADIO_ANALYTICS_ENABLED=False
 T0=$(date +%s)
 log() { echo "$(date -u +%H:%M:%S) +$(( $(date +%s) - T0 ))s $*" | tee -a "$W/logs/slot.log"; }
@@ -26,14 +27,14 @@ if [ "${JDX_SLOT_TINY:-0}" = 1 ]; then
   EVAL_MDM="--limit 32 --bpd-repeats 1 --batch 32"
   EVAL_IMG="--limit 32 --fid-samples 16 --steps 5 --batch 16 --cf-n 2 --cf-steps 3 --mse-n 8"
   EVAL_DDPM="$EVAL_IMG --elbo-n 2"; EVAL_CDM="$EVAL_IMG --ood-n 16"
-  EVAL_TIMEOUT=${EVAL_TIMEOUT:-900}; LAT="--repeats 1 --skip /attribute,/robustness,/gradients"; LAT_TIMEOUT=900
+  EVAL_TIMEOUT=${EVAL_TIMEOUT:-900}; LAT="--repeats 1 --class-size 3 --skip /attribute,/robustness,/gradients"; LAT_TIMEOUT=900
 else
-  TRAIN_MIN=${TRAIN_MIN:-5.5}; MDM_STEPS=${MDM_STEPS:-5000}; JOINT_STEPS=${JOINT_STEPS:-4000}; CDM_STEPS=200000
+  TRAIN_MIN=${TRAIN_MIN:-5}; MDM_STEPS=${MDM_STEPS:-5000}; JOINT_STEPS=${JOINT_STEPS:-4000}; CDM_STEPS=200000
   MDM_B=128; JOINT_B=256; CDM_B=512; EVAL_N=2000
   EVAL_MDM="--limit 0 --bpd-repeats 4"                 # the full test set, 4 ELBO draws per image
   EVAL_IMG="--fid-samples ${FID_N:-10000}"
-  EVAL_DDPM="$EVAL_IMG --elbo-n ${ELBO_N:-2000} --cf-n 0"; EVAL_CDM="$EVAL_IMG"
-  EVAL_TIMEOUT=${EVAL_TIMEOUT:-170}; LAT="--repeats 5"; LAT_TIMEOUT=${LAT_TIMEOUT:-100}
+  EVAL_DDPM="$EVAL_IMG --elbo-n ${ELBO_N:-1000} --cf-n 0"; EVAL_CDM="$EVAL_IMG"
+  EVAL_TIMEOUT=${EVAL_TIMEOUT:-150}; LAT="--repeats 5 --class-size 30"; LAT_TIMEOUT=${LAT_TIMEOUT:-120}
 fi
 log "start $PHASE: TRAIN_MIN=$TRAIN_MIN MDM_STEPS=$MDM_STEPS JOINT_STEPS=$JOINT_STEPS tiny=${JDX_SLOT_TINY:-0}"
 python3 -c "import torch, jdx; from jdx.data import load_fashion_mnist; load_fashion_mnist('test'); \
@@ -71,6 +72,9 @@ for d in vpsde learned cld malda; do ev "mdm-$d" $EVAL_MDM & done
 ev joint $EVAL_IMG &
 ev ddpm $EVAL_DDPM &
 ev cdm $EVAL_CDM &
+# the shipped diffusion-only model's FID at the same sample count: the CDM target's yardstick (not written back)
+timeout "$EVAL_TIMEOUT" python3 -m jdx eval checkpoints/fmnist-ddpm --json $EVAL_IMG --elbo-n 0 --cf-n 0 \
+  > "$W/evals/eval-shipped-ddpm.json" 2> "$W/evals/eval-shipped-ddpm.err" && log "eval shipped ddpm: exit 0" &
 wait
 timeout "$LAT_TIMEOUT" python3 scripts/slot_latency.py $LAT --out "$W/evals/latency.md" > "$W/logs/latency.log" 2>&1
 log "latency: exit $?"

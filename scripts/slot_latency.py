@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip", default="", help="comma-separated api names to leave out (e.g. /attribute)")
+    ap.add_argument("--class-size", type=int, default=30,
+                    help="concurrent handler calls per button, the class of 30 (0: skip)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import torch
@@ -50,8 +52,57 @@ def main() -> None:
             row = f"| {what} | failed after {time.perf_counter() - t0:.1f} s: {type(e).__name__}: {str(e)[:120]} |"
         lines.append(row)
         print(row, flush=True)
+    if args.class_size:
+        lines += ["", f"A class of {args.class_size} at once: each handler called from its own thread within a "
+                  "second (shared model passes, jdx/ui/batches.py); one alone = median of 3", "",
+                  "| button | one alone | all answered | ratio |", "|---|---|---|---|"]
+        for row in class_at_once(bench, args.class_size):
+            lines.append(row)
+            print(row, flush=True)
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+def class_at_once(bench, n: int) -> list[str]:
+    """n threads call one handler at once, each with its own example, target and seed (as bench/app_latency.py's
+    class of 30, without Gradio's server: the batching lives in the handlers)."""
+    import statistics
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    cf = bench.CF
+    jobs = [(str(e), (int(e.name[0]) + 1 + i % 9) % 10, i)
+            for i, e in ((i, bench.EXAMPLES[i % len(bench.EXAMPLES)]) for i in range(n))]
+
+    def counterfactual(job):
+        w = [0] * 10
+        w[job[1]] = 1
+        return bench.direct("/counterfactual", (bench.MODEL, job[0], cf.t_star, cf.scale, job[2], *w, cf.method, cf.lam))
+
+    def denoise(job):
+        return bench.direct("/denoise", (bench.MODEL, job[0], "pure noise", 500, "ddim", 50, "no guidance", 8, job[2]))
+    rows = []
+    for name, fn in ((f"Make counterfactual ({cf.method})", counterfactual), ("Denoise (50-step DDIM)", denoise)):
+        try:
+            fn(jobs[0])                                                   # warm-up
+            one = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                fn(jobs[0])
+                one.append(time.perf_counter() - t0)
+            barrier = threading.Barrier(n)
+
+            def press(job):
+                barrier.wait()
+                return fn(job)
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(press, jobs))
+            wall = time.perf_counter() - t0
+            alone = statistics.median(one)
+            rows.append(f"| {name} | {alone:.2f} s | {wall:.2f} s | {wall / alone:.1f}× |")
+        except Exception as e:  # the single-endpoint figures above must still come back
+            rows.append(f"| {name} | failed: {type(e).__name__}: {str(e)[:120]} | | |")
+    return rows
 
 
 if __name__ == "__main__":
