@@ -150,6 +150,28 @@ def test_a_failed_action_clears_the_old_answer(page, tmp_path):
     expect(top_class(page)).to_have_text("Sneaker", timeout=60_000)
 
 
+def test_a_settled_page_sends_no_requests(page):
+    """Quick picture changes while the views still compute must not start an endless chain of re-runs. Gradio 6
+    re-runs a deferred ("always_last") event by dispatching its trigger to every listener; two such listeners of
+    the image's change then re-ran each other every few seconds for ever (which starved a CI run's Denoise).
+    After the answers arrive the page must go quiet."""
+    thumbs = page.locator("#examples button.thumbnail-item")
+    for k in (24, 0, 12, 21):                                  # bag, T-shirt, dress, sneaker: faster than answers
+        thumbs.nth(k).click()
+        page.wait_for_timeout(150)
+    expect(top_class(page)).to_have_text("Sneaker", timeout=60_000)
+    expect(page.locator("#predict-plots img")).to_have_count(1, timeout=90_000)
+    expect(robustness_plot(page)).to_be_visible(timeout=90_000)
+    page.wait_for_timeout(4000)                                # the last follow-ups finish
+    sent = []
+    listener = lambda r: sent.append(r.url) if "/queue/join" in r.url or "/run/" in r.url else None
+    page.on("request", listener)
+    page.wait_for_timeout(12_000)
+    page.remove_listener("request", listener)
+    assert sent == [], f"{len(sent)} requests from a page nobody touched: {sent[:5]}"
+    no_error(page)
+
+
 def test_a_brush_stroke_on_the_canvas_becomes_the_image(page):
     page.locator("#draw-accordion").get_by_text("…or draw one").click()
     canvas = page.locator("#sketch canvas").first

@@ -19,7 +19,7 @@ from ..toy import toy_data
 from . import models, plots
 from .composites import variable_mosaic
 from .compute import on_compute_thread
-from .errors import clear_on_failure, FOLLOW
+from .errors import clear_on_failure, follow
 
 ORDER = ["vpsde", "cld", "alda", "malda", "learned"]
 PAPER_MNIST = {"vpsde": 1.089, "cld": 0.920, "learned": 0.960, "malda": 0.507, "alda": 2.061}
@@ -164,8 +164,8 @@ def build(image: gr.Image) -> None:
         phase = gr.Plot(label="particles", show_label=False)
         mats = gr.Plot(label="Q and D", show_label=False)
         go = gr.Button("Move the particles", variant="primary", elem_id="aux-btn")
-        clear_on_failure(gr.on([go.click, s.release, data.change], aux_particles, [data, s, seed], [phase, mats, summary],
-                               api_name="aux_particles", trigger_mode=FOLLOW), [phase, mats, summary])
+        clear_on_failure(follow([go.click, s.release, data.change], aux_particles, [data, s, seed], [phase, mats, summary],
+                                api_name="aux_particles"), [phase, mats, summary])
     else:
         gr.Markdown("*No 2-D multivariate diffusion checkpoints (`jdx train toy-mdm`).*")
     images = image_models()

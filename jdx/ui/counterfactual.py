@@ -14,7 +14,7 @@ from ..second_opinion import ADVERSARIAL, judge_name, verdict
 from ..viz import trajectory_strip
 from . import batches, compute, models
 from .composites import probability_bars, signed_with_scale
-from .errors import clear_on_failure, FOLLOW
+from .errors import clear_on_failure, follow
 from .pictures import big, channel_mean
 from .predict import ood_warning
 
@@ -166,9 +166,9 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     inputs = [model_box, image, t_star, scale, seed] + sliders + [method, lam]
     outputs = [compare, diff, bars, strip, summary]
     models.follow_T(model_box, t_star)
-    clear_on_failure(gr.on([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
-                           models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
-                           concurrency_limit=CF_CONCURRENCY, trigger_mode=FOLLOW), outputs)
+    clear_on_failure(follow([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
+                            models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
+                            concurrency_limit=CF_CONCURRENCY), outputs)
     method.input(method_defaults, method, [t_star, scale, lam], api_visibility="private").then(
         models.if_image(counterfactual, 5), inputs, outputs, api_visibility="private",
         concurrency_limit=CF_CONCURRENCY)

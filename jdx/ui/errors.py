@@ -24,6 +24,19 @@ import gradio as gr
 FOLLOW = "always_last"
 
 
+def follow(triggers, fn, inputs, outputs, **kwargs):
+    """gr.on(triggers, fn, inputs, outputs, trigger_mode=FOLLOW, **kwargs) that other listeners may share
+    triggers with. Gradio 6's front end re-runs a deferred ("always_last") event by dispatching its *trigger*
+    again, to every listener of that trigger: two such listeners of one trigger re-run each other for ever (the
+    image's change re-ran Predict, the Learn view and the lesson every few seconds, which starved a CI run's
+    Denoise). So the triggers go to a listener that runs in the browser alone — never pending, so never
+    deferred — and fn follows it with .then: a deferred follower re-runs itself only. The follower still sees
+    which component triggered it (gr.EventData.target), so automatic triggers stay quiet (models.if_image)."""
+    hub = gr.on(triggers, None, None, None, js="() => []", queue=False, trigger_mode="multiple",
+                api_visibility="private", show_progress="hidden")
+    return hub.then(fn, inputs, outputs, trigger_mode=FOLLOW, **kwargs)
+
+
 def _empty(n: int):
     return lambda: None if n == 1 else (None,) * n
 

@@ -9,7 +9,7 @@ from ..explain import gradient_views
 from ..guidance import guided_fields
 from ..protocols import Classifier, supports
 from .compute import on_compute_thread
-from .errors import clear_on_failure, FOLLOW
+from .errors import clear_on_failure, follow
 from . import models, plots
 from .pictures import big, channel_mean
 
@@ -78,6 +78,5 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     run = gr.Button("Show gradients", variant="primary", elem_id="gradients-btn")
     models.follow_T(model_box, t)
     outputs = [x_t, x0, eps_fig, score_fig, summary]
-    clear_on_failure(gr.on([run.click, t.release, target.change, scale.release], models.if_image(gradients, 5),
-                           [model_box, image, t, target, scale, seed], outputs, api_name="gradients",
-                           trigger_mode=FOLLOW), outputs)
+    clear_on_failure(follow([run.click, t.release, target.change, scale.release], models.if_image(gradients, 5),
+                            [model_box, image, t, target, scale, seed], outputs, api_name="gradients"), outputs)

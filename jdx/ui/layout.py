@@ -13,6 +13,7 @@ from PIL import Image
 
 from . import (auxiliary, counterfactual, denoise, gradients, gradio_fixes, learn, lesson, models, noise_level,
                predict, representations)
+from .errors import follow
 
 gradio_fixes.install()
 
@@ -192,7 +193,7 @@ def build(default: str | None = None) -> gr.Blocks:
                         with gr.Accordion("A guided lesson for a class (presenter mode)", open=False):
                             lesson.build(model_box, image, classes, example_paths())
                         learn.build(model_box, image)
-        model_box.change(lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")
+        follow(model_box.change, lambda n: models.describe(models.get(n)), model_box, about, api_name="model_info")
         example_name = gr.Textbox(visible=False, label="example file name")
         gallery.select(click_example, None, image, api_name=False)
         example_name.submit(pick_example, example_name, image, api_name="example")   # for API callers

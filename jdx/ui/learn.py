@@ -17,7 +17,7 @@ from ..viz import grid
 from . import compute
 from .compute import on_compute_thread
 from . import models, plots
-from .errors import clear_on_failure
+from .errors import clear_on_failure, follow
 from .pictures import big
 
 FORWARD = """**The forward process** destroys an image on purpose: x_t = √ᾱ_t · x₀ + √(1−ᾱ_t) · ε with
@@ -171,9 +171,9 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
                        elem_id="learn-forward")
         curves = gr.Plot(label="schedules", show_label=False, scale=2)
     strip = gr.Image(label="x_t at t = 0, T/8, …, T", format="png", interactive=False, elem_classes="pixelated")
-    clear_on_failure(gr.on([t.change, image.change, seed.change], models.if_image(forward, 3, warn=False),
-                           [model_box, image, t, seed], [x_t, strip, curves], api_name="forward",
-                           show_progress="hidden"),
+    clear_on_failure(follow([t.change, image.change, seed.change], models.if_image(forward, 3, warn=False),
+                            [model_box, image, t, seed], [x_t, strip, curves], api_name="forward",
+                            show_progress="hidden"),
                      [x_t, strip, curves])
 
     gr.Markdown(PLAYGROUND)
@@ -197,10 +197,10 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         toy_t_star = gr.Slider(1, 100, value=40, step=1, label="t*")
         toy_scale = gr.Slider(0, 10, value=3, step=0.5, label="guidance s")
         cf_btn = gr.Button("Walk the point", elem_id="toy-cf-btn")
-    gr.on([data.change, toy_t.release], toy_field, [data, toy_t], field, api_name="toy_field")
-    gr.on([data.change, toy_t.release], toy_cdm_field, [data, toy_t], cdm_field, api_name="toy_cdm_field")
-    data.change(lambda d: gr.update(choices=TOY_SETS[d][1], value=TOY_SETS[d][1][-1]), data, target,
-                api_name="toy_classes")
+    follow([data.change, toy_t.release], toy_field, [data, toy_t], field, api_name="toy_field")
+    follow([data.change, toy_t.release], toy_cdm_field, [data, toy_t], cdm_field, api_name="toy_cdm_field")
+    follow(data.change, lambda d: gr.update(choices=TOY_SETS[d][1], value=TOY_SETS[d][1][-1]), data, target,
+           api_name="toy_classes")
     clear_on_failure(reverse_btn.click(toy_reverse, data, moving, api_name="toy_reverse"), [moving])
     clear_on_failure(cf_btn.click(toy_counterfactual, [data, px, py, target, toy_t_star, toy_scale], path,
                                   api_name="toy_counterfactual"), [path])

@@ -15,7 +15,7 @@ from ..samplers import ddim
 from ..viz import grid
 from . import counterfactual as counterfactual_view, models, noise_level as noise_level_view
 from .compute import on_compute_thread
-from .errors import clear_on_failure
+from .errors import clear_on_failure, follow
 
 CSS = """
 #lesson .prose, #lesson .prose p, #lesson label span { font-size: 1.35rem !important; line-height: 1.45; }
@@ -187,7 +187,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str], examp
                     gr.Markdown(f"**Ask the class:** {step.ask}", elem_classes="lesson-ask")
                 tab.select(fn, inputs, outputs, api_name=False)
                 if k == 0:        # the first step shows when the lesson opens: keep it drawn (one cheap noising)
-                    image.change(fn, inputs, outputs, api_name=False, show_progress="hidden")
+                    follow(image.change, fn, inputs, outputs, api_name=False, show_progress="hidden")
 
 
 def _wire(k: int, model_box, image, class_names, examples):

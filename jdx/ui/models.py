@@ -19,6 +19,7 @@ from ..data import DataError
 from ..device import device_label as device_words, pick_device
 from ..inputs import model_input
 from ..protocols import Classifier, supports
+from .errors import follow
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT_DIR = Path(os.environ.get("JDX_CHECKPOINTS", ROOT / "checkpoints"))
@@ -110,7 +111,7 @@ def follow_T(model_box: gr.Dropdown, *sliders: gr.Slider) -> None:
     def update(name):
         T = T_of(name)
         return [gr.update(maximum=T)] * len(sliders) if len(sliders) > 1 else gr.update(maximum=T)
-    model_box.change(update, model_box, list(sliders), api_visibility="private")
+    follow(model_box.change, update, model_box, list(sliders), api_visibility="private")
 
 
 def class_index(model: nn.Module, target: str | int) -> int:

@@ -12,7 +12,7 @@ from ..cdm import dequantize
 from .compute import on_compute_thread
 from ..ood import calibration_for_cdm, png_bits_per_dim
 from . import models, plots
-from .errors import clear_on_failure, FOLLOW
+from .errors import clear_on_failure, follow
 from .pictures import big, channel_mean
 
 CDM_KINDS = ("cdm",)
@@ -121,6 +121,5 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         bpd_fig = gr.Plot(label="bits/dim", show_label=False)
     grad_fig = gr.Plot(label="gradient", show_label=False)
     outputs = [x_t, x0_cdm, x0_ddm, level_fig, grad_fig, bpd_fig, summary]
-    clear_on_failure(gr.on([run.click, t.release, cdm.change], models.if_image(noise_level, 7),
-                           [model_box, image, cdm, t, seed], outputs, api_name="noise_level",
-                           trigger_mode=FOLLOW), outputs)
+    clear_on_failure(follow([run.click, t.release, cdm.change], models.if_image(noise_level, 7),
+                            [model_box, image, cdm, t, seed], outputs, api_name="noise_level"), outputs)

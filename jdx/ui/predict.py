@@ -16,7 +16,7 @@ from ..ood import Detector, standardised
 from . import compute
 from .compute import on_compute_thread
 from . import models, native, plots
-from .errors import clear_on_failure, FOLLOW, Latest
+from .errors import clear_on_failure, follow, FOLLOW, Latest
 from .pictures import big, channel_mean
 
 EXPLAIN = """**What you see.** The same network that removes noise also says what the picture is: its
@@ -167,8 +167,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  label="prediction vs. noise level", show_label=False,
                                  tooltip="all", elem_id="predict-robust")
     inputs = [model_box, image]
-    event = gr.on([run.click, image.change, model_box.change], models.if_image(predict, 2), inputs,
-                  [label, note], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY, trigger_mode=FOLLOW)
+    event = follow([run.click, image.change, model_box.change], models.if_image(predict, 2), inputs,
+                   [label, note], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY)
     # A new picture makes the previous one's follow-ups stale: answers that finish after it are dropped.
     latest = Latest()
     gr.on([run.click, image.change, model_box.change], latest.changed, None, None, queue=False,
