@@ -123,17 +123,15 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
     x = x.to(device)
     w = target_weights(target, x.shape[0], model.num_classes).to(device)
     recorded, on_step = recorder(record, callback)
-    if method == "adaptive":
+    mask = rung = None
+    if method in ("adaptive", "best-of"):      # these run rows apart: one seed per row
         seeds = [seed + i for i in range(x.shape[0])] if isinstance(seed, int) else [int(v) for v in seed]
-        x_cf, rung = _adaptive(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
-        return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, None, rung)
-    if method == "best-of":
-        seeds = [seed + i for i in range(x.shape[0])] if isinstance(seed, int) else [int(v) for v in seed]
-        x_cf, chosen = _best_of(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
-        return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, None, chosen)
-    seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
-    x_cf, mask = _edit(model, x, w, method, t_star, scale, lam, steps, guide, seeds, on_step)
-    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask)
+        run = _adaptive if method == "adaptive" else _best_of
+        x_cf, rung = run(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
+    else:
+        seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
+        x_cf, mask = _edit(model, x, w, method, t_star, scale, lam, steps, guide, seeds, on_step)
+    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask, rung)
 
 
 def _edit(model: nn.Module, x: Tensor, w: Tensor, method: str, t_star: int, scale: float, lam: float, steps: int,

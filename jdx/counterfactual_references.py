@@ -23,6 +23,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .ood import pooled_features      # f(x): the joint classifier's input at t = 0
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = ROOT / "assets" / "results" / "counterfactuals"
 REFERENCES_PER_CLASS = 300    # training images per class whose features are the references (dev: 300 ≈ 1000)
@@ -36,15 +38,7 @@ class References(NamedTuple):
 
 def has_image_encoder(model: nn.Module) -> bool:
     """The joint image model: a U-Net encoder whose pooled features feed the classifier head."""
-    return hasattr(model, "pooled_features") and hasattr(getattr(model, "unet", None), "encode")
-
-
-@torch.no_grad()
-def features(model: nn.Module, x: Tensor) -> Tensor:
-    """f(x): the joint classifier's input at t = 0, (B, F)."""
-    t = torch.zeros(len(x), dtype=torch.long, device=x.device)
-    skips, h, _ = model.unet.encode(x, t)
-    return model.pooled_features(skips, h, t).float()
+    return hasattr(model, "features") and hasattr(getattr(model, "unet", None), "encode")
 
 
 @torch.no_grad()
@@ -57,7 +51,7 @@ def fit_references(model: nn.Module, per_class: int = REFERENCES_PER_CLASS, seed
     idx = torch.cat([pool[torch.randperm(len(pool), generator=g)[:per_class]]
                      for pool in (torch.nonzero(train.labels == k)[:, 0] for k in range(model.num_classes))])
     device = next(model.parameters()).device
-    z = torch.cat([features(model, train.to_model(idx[i:i + 250]).to(device)).cpu() for i in range(0, len(idx), 250)])
+    z = torch.cat([pooled_features(model, train.to_model(idx[i:i + 250]).to(device)).cpu() for i in range(0, len(idx), 250)])
     return References(z, train.labels[idx].clone())
 
 
@@ -94,7 +88,7 @@ def target_distance(model: nn.Module, x: Tensor, w: Tensor, k: int = KNN) -> Ten
     if not has_image_encoder(model):
         return -(w * torch.log_softmax(model.classify(x, 0).float(), -1)).sum(-1).cpu()
     refs = references(model)
-    d = torch.cdist(features(model, x).cpu(), refs.features)                     # (B, N)
+    d = torch.cdist(pooled_features(model, x).cpu(), refs.features)                     # (B, N)
     out = torch.zeros(len(x))
     for c in torch.nonzero(w.cpu().sum(0) > 0)[:, 0].tolist():
         d_c = d[:, refs.labels == c]

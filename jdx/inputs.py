@@ -14,4 +14,9 @@ def model_input(model: nn.Module, source, preprocess: str = "auto") -> tuple[tor
     back onto the original)."""
     c = model.info.data
     prep = prepare_image(source, c.get("image_size", 28), c.get("channels", 1), preprocess=preprocess)
-    return prep.pixels[None].float() / 127.5 - 1, prep
+    return to_model(prep), prep
+
+
+def to_model(prep: Prepared) -> torch.Tensor:
+    """The prepared pixels as the model's input: (1, C, H, W), x = pixel/127.5 − 1."""
+    return prep.pixels[None].float() / 127.5 - 1

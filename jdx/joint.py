@@ -94,11 +94,15 @@ class JointModel(DiffusionModel):
             z.append(t.float()[:, None] / self.schedule.T)
         return torch.cat(z, dim=1)                                                # (B, F)
 
-    def classify(self, x_t: Tensor, t: Tensor | int = 0) -> Tensor:
-        """Logits of p(y | x_t, t) from the encoder alone (no decoder pass)."""
+    def features(self, x_t: Tensor, t: Tensor | int = 0) -> Tensor:
+        """The classifier head's input: pooled encoder and bottleneck features of x_t at t, (B, F)."""
         t = torch.as_tensor(t, device=x_t.device).long().expand(x_t.shape[0])
         skips, h, _ = self.unet.encode(x_t, t)
-        return self.head(self.pooled_features(skips, h, t))
+        return self.pooled_features(skips, h, t)
+
+    def classify(self, x_t: Tensor, t: Tensor | int = 0) -> Tensor:
+        """Logits of p(y | x_t, t) from the encoder alone (no decoder pass)."""
+        return self.head(self.features(x_t, t))
 
     def forward(self, x_t: Tensor, t: Tensor, return_features: bool = False) -> JointOutput:
         # One pass serves both: keep the encoder outputs the decoder is about to consume.

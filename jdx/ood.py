@@ -83,9 +83,7 @@ def level_disagreement(model: nn.Module, x: Tensor, fracs=(0.1, 0.2, 0.3), seed:
 @torch.no_grad()
 def pooled_features(model: nn.Module, x: Tensor) -> Tensor:
     """The joint classifier's input at t = 0: pooled encoder + bottleneck features, (N, F)."""
-    t = torch.zeros(len(x), dtype=torch.long, device=x.device)
-    skips, h, _ = model.unet.encode(x, t)
-    return model.pooled_features(skips, h, t).float()
+    return model.features(x, 0).float()
 
 
 class FeatureGaussians(NamedTuple):

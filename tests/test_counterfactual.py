@@ -383,7 +383,8 @@ def test_target_distance(model, x, shapes_dir):
     """d(x) = Σ_c w_c · mean distance of f(x) to the k nearest references of class c. The references hold every
     training image of the tiny set (under REFERENCES_PER_CLASS per class), so a training image is at distance 0
     from its own class with k = 1 and farther from the others; k = 10 and a mixture match a brute-force sum."""
-    from jdx.counterfactual_references import features, references, target_distance
+    from jdx.counterfactual_references import references, target_distance
+    from jdx.ood import pooled_features as features
     from jdx.data import load_dataset
     y = load_dataset(str(shapes_dir), "train", 16, 1).labels[torch.tensor([0, 30, 60])]
     refs = references(model)

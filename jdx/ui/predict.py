@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from ..attribution import DEFAULT, attribute as attribution_maps, sanity_label
-from ..data import DataError, prepare_image
 from ..explain import noise_robustness
 from ..ood import Detector, standardised
 from . import compute
@@ -46,17 +45,6 @@ def _probs(model_name: str, x):
 
 # Concurrent predictions of the same model share one forward pass (a class of students uploading at once).
 _BATCHED = compute.Batcher(_probs)
-
-
-def _prepared(model, image):
-    """The upload → Prepared (pixels and every preprocessing step), or a clear message."""
-    if image is None:
-        raise gr.Error(models.NO_IMAGE)
-    data = model.info.data
-    try:
-        return prepare_image(image, data.get("image_size", 28), data.get("channels", 1))
-    except DataError as e:
-        raise gr.Error(str(e).replace(str(image), "the uploaded file")) from e
 
 
 @lru_cache(maxsize=8)
@@ -99,8 +87,7 @@ def predict(model_name: str, image):
     """→ ({class: probability}, OOD note with what was done to the upload). Text only: the pictures of the
     preparation come from `prepared`, so an API client or agent asking for the label downloads no files."""
     model = compute.run(lambda: models.require_classifier(models.get(model_name)))
-    prep = _prepared(model, image)          # here, not in the batch: a bad upload fails alone
-    x = (prep.pixels[None].float() / 127.5 - 1).to(next(model.parameters()).device)
+    x, prep = models.prepared_input(model, image)      # here, not in the batch: a bad upload fails alone
     probs = _BATCHED(model_name, x)[0].numpy()
     note = compute.run(lambda: ood_note(model, x))
     done = "; ".join(prep.steps) if prep.steps else "nothing: the upload already looks like the training images"
@@ -111,8 +98,8 @@ def predict(model_name: str, image):
 def prepared(model_name: str, image):
     """→ (the model input enlarged, each step of preparing the upload as (picture, caption))."""
     model = compute.run(models.get, model_name)
-    prep = _prepared(model, image)
-    x = prep.pixels[None].float() / 127.5 - 1
+    x, prep = models.prepared_input(model, image)
+    x = x.cpu()
     return big(x[0]), [(img, cap) for cap, img in prep.stages] or [(big(x[0], 96), "as uploaded")]
 
 
@@ -174,8 +161,9 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     gr.on([run.click, image.change, model_box.change], latest.changed, None, None, queue=False,
           api_visibility="private", show_progress="hidden")
     # FOLLOW: a follow-up for the new picture that arrives while the old one's runs is deferred, not dropped.
-    current = lambda fn: latest.only_current(models.if_image(fn, 1 if fn is not prepared else 2, warn=False))
-    event.success(current(prepared), inputs, [seen, stages], api_name="prepared",
+    def current(fn, n_outputs: int = 1):
+        return latest.only_current(models.if_image(fn, n_outputs, warn=False))
+    event.success(current(prepared, 2), inputs, [seen, stages], api_name="prepared",
                   concurrency_limit=PREDICT_CONCURRENCY, show_progress="hidden", trigger_mode=FOLLOW)
     explained = event.success(current(attribute), inputs + [target], attr, api_name="attribute", trigger_mode=FOLLOW)
     explained.success(current(robustness), inputs, robust, api_name="robustness", trigger_mode=FOLLOW)
