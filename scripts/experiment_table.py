@@ -41,6 +41,30 @@ def main(root: Path) -> None:
         if r:
             print(f"| {ROWS[key]} | {r['test_accuracy']:.1%} | {r['target_accuracy']:.1%} | {r['steps']} |")
 
+    seeds(runs)
+
+
+def seeds(runs: dict) -> None:
+    """The semi-supervised pairs over seeds (SEEDS="0 1 2" bash scripts/representation_experiments.sh): mean ± sample
+    standard deviation of the test accuracy, each seed's figure, and the joint-minus-CE difference per seed."""
+    import statistics
+    got = {(n, key): [(int(name.rsplit("-s", 1)[1]), r["test_accuracy"]) for name, r in sorted(runs.items())
+                      if r and name.startswith(f"semi{n}-{key}-s")] for n in ("10", "100") for key in ("joint", "ce")}
+    if not any(got.values()):
+        return
+    print("\n| labels per class | model | seeds | test accuracy, mean ± sd | each seed |\n|---|---|---|---|---|")
+    for (n, key), rows in got.items():
+        acc = [a for _, a in rows]
+        sd = statistics.stdev(acc) if len(acc) > 1 else float("nan")
+        print(f"| {n} | {ROWS[key]} | {len(acc)} | {statistics.mean(acc):.1%} ± {sd:.1%} | "
+              f"{', '.join(f'{a:.1%}' for a in acc)} |")
+    for n in ("10", "100"):
+        j, c = dict(got[(n, "joint")]), dict(got[(n, "ce")])
+        diff = [j[s] - c[s] for s in sorted(set(j) & set(c))]
+        if len(diff) > 1:
+            print(f"\n{n} labels per class: joint − CE per seed {', '.join(f'{d:+.1%}' for d in diff)}; "
+                  f"mean {statistics.mean(diff):+.1%} ± {statistics.stdev(diff):.1%} (sd over seeds)")
+
 
 if __name__ == "__main__":
     main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/repr"))
