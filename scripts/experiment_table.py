@@ -55,8 +55,8 @@ def seeds(runs: dict) -> None:
     print("\n| labels per class | model | seeds | test accuracy, mean ± sd | each seed |\n|---|---|---|---|---|")
     for (n, key), rows in got.items():
         acc = [a for _, a in rows]
-        sd = statistics.stdev(acc) if len(acc) > 1 else float("nan")
-        print(f"| {n} | {ROWS[key]} | {len(acc)} | {statistics.mean(acc):.1%} ± {sd:.1%} | "
+        sd = f" ± {statistics.stdev(acc):.1%}" if len(acc) > 1 else " (one seed)"
+        print(f"| {n} | {ROWS[key]} | {len(acc)} | {statistics.mean(acc):.1%}{sd} | "
               f"{', '.join(f'{a:.1%}' for a in acc)} |")
     for n in ("10", "100"):
         j, c = dict(got[(n, "joint")]), dict(got[(n, "ce")])
