@@ -30,13 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 import jdx  # noqa: E402
 from jdx import fid  # noqa: E402
-from jdx.counterfactual import DEFAULT, PER_METHOD, counterfactual  # noqa: E402
+from jdx.counterfactual import CANDIDATES, DEFAULT, PER_METHOD, counterfactual  # noqa: E402
 from jdx.data import FASHION_MNIST_CLASSES as FMNIST_CLASSES, load_like  # noqa: E402
 
 # The grid: ~3 points per method, from small to large edits. name → keyword arguments of counterfactual().
 GRID = {
     "sdedit-t150-s200": dict(method="sdedit", t_star=150, scale=200.0),
-    "sdedit-t250-s100": dict(method="sdedit", t_star=250, scale=100.0),     # the previous default
+    "sdedit-t250-s100": dict(method="sdedit", t_star=250, scale=100.0),     # the first default
     "dime-t150-s200-l1": dict(method="dime", t_star=150, scale=200.0, lam=1.0),
     "dime-t200-s200-l1": dict(method="dime", t_star=200, scale=200.0, lam=1.0),
     "dime-t250-s200-l2": dict(method="dime", t_star=250, scale=200.0, lam=2.0),
@@ -44,10 +44,15 @@ GRID = {
     "ace-t150-s200": dict(method="ace", t_star=150, scale=200.0),
     "ddim-inversion-t100-s200": dict(method="ddim-inversion", t_star=100, scale=200.0),
     "ddim-inversion-t150-s200": dict(method="ddim-inversion", t_star=150, scale=200.0),
-    "dime-t300-s400-l1.5": dict(method="dime", t_star=300, scale=400.0, lam=1.5),     # dime's default (best-of's candidates)
+    "dime-t300-s400-l1.5": dict(method="dime", t_star=300, scale=400.0, lam=1.5),     # session 6's default
     "adaptive-t200-s300-l1.5": dict(method="adaptive", t_star=200, scale=300.0, lam=1.5),
-    "best-of-t300-s400-l1.5": dict(method="best-of", t_star=300, scale=400.0, lam=1.5),   # 4 dime candidates
+    "best-of-t300-s400-l1.5": dict(method="best-of", t_star=300, scale=400.0, lam=1.5),   # session 7's default (4 candidates)
 }
+for _kw in GRID.values():          # these ran with the plain guide (the default until session 9): names stay true
+    _kw.setdefault("guide", "x_t")
+# Session 9: the classifier's gradient averaged over shifted and mirrored copies (guide "shifted").
+GRID |= {f"dime-shifted-t300-s{s:g}-l{lam:g}": dict(method="dime", t_star=300, scale=float(s), lam=lam, guide="shifted")
+         for s, lam in ((400, 1.5), (400, 2.0), (300, 1.5), (300, 2.0))}
 # Where the classifier's gradient is taken (jdx.counterfactual_methods.GUIDES): DiME at one setting with each.
 GUIDE_GRID = {f"dime-t150-s200-l1-{g}": dict(method="dime", t_star=150, scale=200.0, lam=1.0, guide=g)
               for g in ("x0_hat", "noisy", "unet")}
@@ -164,10 +169,12 @@ def plot(runs: dict, path: Path) -> None:
         if r["set"] == "random" and r["metrics"]["n"] > largest.get(r["name"], {"metrics": {"n": 0}})["metrics"]["n"]:
             largest[r["name"]] = r
     for method, colour in colours.items():
-        pts = sorted((r["metrics"]["l1"], r["metrics"]["validity_separate"]) for r in largest.values()
-                     if r["config"]["method"] == method and (r["config"].get("grid") or r["config"].get("default")))
-        if pts:
-            ax.plot(*zip(*pts), "o-", color=colour, label=method)
+        for guide, style in (("x_t", "o-"), ("shifted", "s--")):      # one curve per method and guide
+            pts = sorted((r["metrics"]["l1"], r["metrics"]["validity_separate"]) for r in largest.values()
+                         if r["config"]["method"] == method and r["config"].get("guide", "x_t") == guide
+                         and (r["config"].get("grid") or r["config"].get("default")))
+            if pts:
+                ax.plot(*zip(*pts), style, color=colour, label=method + (" (shifted guide)" if guide != "x_t" else ""))
     for r in runs.values():
         if r["set"] == "random" and r.get("default"):
             ax.plot(r["metrics"]["l1"], r["metrics"]["validity_separate"], "*", ms=14, color="k", mfc="gold",
@@ -264,7 +271,8 @@ def main(argv=None) -> None:
             if path.exists():
                 continue
             metrics = run(model, clf, test, idx, target, full, third=third)
-            path.write_text(json.dumps({"name": name, "set": set_name, "config": full | flags, "metrics": metrics,
+            extra = {"candidates": CANDIDATES} if full["method"] == "best-of" else {}
+            path.write_text(json.dumps({"name": name, "set": set_name, "config": full | flags | extra, "metrics": metrics,
                                         "command": command, "device": "cpu, 1 thread"}, indent=1))
             print(key, json.dumps(metrics), flush=True)
     runs = {f.stem: json.loads(f.read_text()) for f in sorted((out / "runs").glob("*.json"))}

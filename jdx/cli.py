@@ -16,6 +16,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .attribution import DEFAULT as ATTRIBUTION_DEFAULT
 from .counterfactual import DEFAULT as CF_DEFAULT, METHODS as CF_METHODS, PER_METHOD as CF_PER_METHOD
+from .counterfactual_methods import GUIDES as CF_GUIDES
 from .data import PREPROCESS, DataError, load_like, restore_edit, to_uint8
 from .device import cpu_threads, device_name, pick_device
 from .inputs import model_input
@@ -392,6 +393,7 @@ def cmd_counterfactual(args) -> None:
     d = CF_PER_METHOD[args.method]      # settings not given on the command line: the method's defaults
     t_star, scale = d.t_star if args.noise is None else args.noise, d.scale if args.guidance is None else args.guidance
     lam, steps = d.lam if args.lam is None else args.lam, d.steps if args.steps is None else args.steps
+    guide = args.guide or d.guide
     # The second opinion: a separately trained classifier (found beside the checkpoint unless named), or none.
     judge = (None if args.judge == "none" else find_judge(model) if args.judge is None
              else load_model(args.judge, device, args.verify))
@@ -403,7 +405,7 @@ def cmd_counterfactual(args) -> None:
             w = [0.0] * len(names)
             w[k] = 1.0
             cf = counterfactual(model, x, w, method=args.method, t_star=t_star, scale=scale, lam=lam, steps=steps,
-                                seed=args.seed)
+                                guide=guide, seed=args.seed)
             target_path = out / f"{Path(path).stem}.png"
             restore_edit(cf.x[0].cpu(), cf.x_cf[0].cpu(), prep).save(target_path)   # the change, onto the original
             before, after = cf.probs_before[0].cpu(), cf.probs_after[0].cpu()
@@ -414,7 +416,7 @@ def cmd_counterfactual(args) -> None:
                    "p_target_before": float(before[k]), "p_target_after": float(after[k]),
                    "probs_before": [round(float(p), 6) for p in before], "probs_after": [round(float(p), 6) for p in after],
                    "l1": float(cf.l1[0]), "l2": float(cf.l2[0]), "method": args.method, "t_star": t_star,
-                   "guidance": scale, "lam": lam, "steps": steps,
+                   "guidance": scale, "lam": lam, "steps": steps, "guide": guide,
                    "judge": None if judge is None else judge.info.name, "separate": v.separate,
                    "p_target_separate": None if p_sep is None else float(p_sep[k]),
                    "probs_separate": None if p_sep is None else [round(float(p), 6) for p in p_sep],
@@ -659,6 +661,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lam", type=float, default=None, help=f"λ, keep close: weight of ‖x̂₀ − x‖₁ (default: the "
                                                            f"method's; {CF_DEFAULT.method}: {CF_DEFAULT.lam:g})")
     p.add_argument("--steps", type=int, default=None, help=f"DDIM steps from t* to 0 (default {CF_DEFAULT.steps})")
+    p.add_argument("--guide", choices=CF_GUIDES, default=None,
+                   help=f"where the classifier's gradient is taken: x_t (the noisy classifier), shifted (its mean over "
+                        f"shifted and mirrored copies), x0_hat, unet, noisy (default: the method's; "
+                        f"{CF_DEFAULT.method}: {CF_DEFAULT.guide})")
     p.add_argument("--out", required=True, help="folder for <stem>.png and summary.jsonl")
     p.add_argument("--judge", default=None, metavar="CKPT|none",
                    help="the separately trained classifier that gives a second opinion (default: the classifier "

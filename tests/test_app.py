@@ -114,7 +114,13 @@ def test_denoise_scrub_gif_per_session(app_url, images):
     rb = b.predict("tiny-joint", handle_file(str(images["vbar"])), "my image, noised to t*", 30, "ddpm", 5, "hbar", 4,
                    2, api_name="/denoise")
     assert "t = 0" in ra[2] and ra[3]["maximum"] == 10 and rb[3]["maximum"] == 5   # caption; slider range
-    assert rb[4]["type"] == "matplotlib"
+    assert set(rb[4]["color_map"]) >= {"hbar", "frame on screen"}     # an update: the table and its colours
+    plot = rb[4]["value"]                          # a native line plot: p(y | x_t, t) per frame, and the rule
+    frame_col, prob_col, class_col = plot["columns"]
+    rows = [dict(zip(plot["columns"], r)) for r in plot["data"]]
+    assert plot["mark"] == "line" and prob_col == "probability" and class_col == "class"
+    assert {r[frame_col] for r in rows if r["class"] != "frame on screen"} == set(range(6))      # 5 steps + the end
+    assert sorted(r[frame_col] for r in rows if r["class"] == "frame on screen") == [5, 5]      # the last frame
     xa, _, cap_a = a.predict(0, api_name="/scrub")
     xb, _, cap_b = b.predict(0, api_name="/scrub")
     assert "t = 50" in cap_a and "t = 30" in cap_b                    # each session's own start time

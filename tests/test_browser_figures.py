@@ -18,11 +18,6 @@ def figures():
     grid = np.linspace(-1, 1, 5)
     gx, gy = np.meshgrid(grid, grid)
     y = rng.standard_normal((50, 2, 2))
-    yield "class_curves", plots.class_curves(range(0, 525, 25), P, NAMES, "noise level t", "prediction as the image "
-                                             "is noised")
-    yield "class_curves (denoise)", plots.class_curves(range(0, 525, 25), P, NAMES, "t (sampling runs left to right, "
-                                                       "T → 0)", "p(y | x_t, t) along the trajectory", mark=100,
-                                                       invert_x=True, size=(plots.HALF, 3.0))
     yield "before_after", plots.before_after(P[0], P[1], NAMES, np.eye(10)[8])
     yield "heatmaps", plots.heatmaps([MAP] * 3, ["ε̂ (predicted noise)", "− s·√(1−ᾱ)·∇log p(Bag | x_t)",
                                                   "guided ε̂′"], suptitle="noise space at t = 100")

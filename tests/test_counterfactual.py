@@ -15,7 +15,7 @@ import importlib
 import jdx
 from jdx.cli import main
 from jdx.counterfactual import METHODS, PER_METHOD, counterfactual
-from jdx.counterfactual_methods import change_mask, ddim_invert
+from jdx.counterfactual_methods import GUIDES, MAX_SHIFT, change_mask, ddim_invert, random_transforms, transform
 from jdx.samplers import timesteps
 from jdx.ui.composites import BLUE, GREY, ORANGE
 
@@ -129,10 +129,35 @@ def test_bad_arguments(model, x):
         counterfactual(model, x, [0, 0, 0], t_star=10)
 
 
-@pytest.mark.parametrize("guide", ("x_t", "x0_hat", "unet", "noisy"))
+@pytest.mark.parametrize("guide", GUIDES)
 def test_every_guide_runs(model, x, guide):
     cf = counterfactual(model, x, [0, 1, 0], method="dime", t_star=10, scale=50.0, lam=0.1, steps=2, guide=guide)
     assert torch.isfinite(cf.x_cf).all()
+
+
+def test_shifted_guide_transforms_and_their_gradient():
+    """The identity comes first, shifts stay within MAX_SHIFT, and the gradient goes back through each τ:
+    ∇_x ⟨τ(x), v⟩ = τ⁻¹(v) (a shift is a permutation of pixels, a mirror too)."""
+    taus = random_transforms(6, torch.Generator().manual_seed(0))
+    assert taus[0] == (0, 0, False) and all(abs(dy) <= MAX_SHIFT and abs(dx) <= MAX_SHIFT for dy, dx, _ in taus)
+    assert len(set(taus)) > 1
+    x, v = torch.randn(2, 1, 6, 6, requires_grad=True), torch.randn(2, 1, 6, 6)
+    for dy, dx, mirror in taus:
+        (g,) = torch.autograd.grad((transform(x, (dy, dx, mirror)) * v).sum(), x)
+        back = v.flip(3) if mirror else v
+        assert torch.equal(g, torch.roll(back, (-dy, -dx), (2, 3)))
+
+
+def test_shifted_guide_rows_do_not_depend_on_their_batch(model, x):
+    """The transformations are drawn from their own stream, the same for a batch and for a row alone, so the
+    app's batched requests get the answer each would get alone; and the guide is not the plain one."""
+    kw = dict(method="dime", t_star=20, scale=50.0, lam=0.1, steps=3, guide="shifted")
+    w = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    batch = counterfactual(model, x, w, seed=[5, 6, 7], **kw).x_cf
+    alone = counterfactual(model, x[1:2], w[1:2], seed=[6], **kw).x_cf
+    assert torch.allclose(batch[1:2], alone, atol=1e-4)
+    plain = counterfactual(model, x, w, seed=[5, 6, 7], **(kw | {"guide": "x_t"})).x_cf
+    assert not torch.allclose(batch, plain, atol=1e-3)
 
 
 def test_benchmark_on_a_handful_of_images(tiny_joint, tiny_classifier, shapes_dir, tmp_path):
@@ -172,6 +197,14 @@ def test_cli_method(tiny_joint, shapes_dir, tmp_path, method):
                  "--guidance", "50", "--lam", "0.1", "--steps", "3", "--out", str(out)]) == 0
     row = json.loads((out / "summary.jsonl").read_text().splitlines()[0])
     assert row["method"] == method and row["lam"] == 0.1 and row["t_star"] == 20 and (out / "0.png").exists()
+    assert row["guide"] == PER_METHOD[method].guide
+
+
+def test_cli_guide(tiny_joint, shapes_dir, tmp_path):
+    out = tmp_path / "guide"
+    assert main(["counterfactual", str(tiny_joint), str(shapes_dir / "square" / "0.png"), "--target", "vbar",
+                 "--method", "dime", "--guide", "shifted", "--noise", "20", "--steps", "3", "--out", str(out)]) == 0
+    assert json.loads((out / "summary.jsonl").read_text())["guide"] == "shifted"
 
 
 def test_cli_defaults_come_from_the_library(tiny_joint, shapes_dir, tmp_path):
@@ -359,7 +392,8 @@ def test_best_of_keeps_the_most_typical_candidate(model, x):
     whose joint-model features are nearest the target's training references."""
     from jdx.counterfactual_references import target_distance
     w = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
-    kw = dict(t_star=30, scale=50.0, steps=3)
+    d = cfm.PER_METHOD["best-of"]                          # the candidates' λ and guide, not dime's defaults
+    kw = dict(t_star=30, scale=50.0, steps=3, lam=d.lam, guide=d.guide)
     cf = counterfactual(model, x, w, method="best-of", seed=[4, 5, 6], **kw)
     cands = [counterfactual(model, x, w, method="dime", seed=[v + m * cfm.SEED_STEP for v in (4, 5, 6)], **kw).x_cf
              for m in range(cfm.CANDIDATES)]

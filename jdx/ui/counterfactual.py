@@ -71,6 +71,9 @@ def _split(args, n_classes: int):
 CF_CONCURRENCY = 32           # handlers mostly wait for the compute thread; more in flight → bigger shared passes
 
 
+GUIDE_WORDS = {"x_t": "noisy classifier on x_t", "shifted": "noisy classifier, mean over shifted copies"}
+
+
 def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: float = DEFAULT.scale,
                    seed: int = 0, *args, method: str | None = None, lam: float | None = None,
                    progress=gr.Progress()):
@@ -118,7 +121,8 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
     summary = (f"**{names[p0.argmax()]}** ({p0.max():.0%}) → **{names[p1.argmax()]}** ({p1.max():.0%}); "
                f"target weight on the new top class {w[p1.argmax()] / w.sum():.0%}. Mean pixel change "
                f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
-               f"s = {scale:g}, λ = {lam:g}.\n\n" + verdicts(names, w, p0, p1, p_sep, l1))
+               f"s = {scale:g}, λ = {lam:g}, gradient: {GUIDE_WORDS.get(d.guide, d.guide)}.\n\n"
+               + verdicts(names, w, p0, p1, p_sep, l1))
     summary = chosen + summary
     warning = compute.run(lambda: ood_warning(model, cf.x))
     summary += f"  \n{warning}" if warning else ""

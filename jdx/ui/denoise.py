@@ -18,7 +18,7 @@ from ..generate import Generation
 from ..guidance import one_hot
 from ..samplers import SAMPLERS, Step, sample, timesteps
 from ..viz import pair_frames, save_gif
-from . import batches, compute, models, plots
+from . import batches, compute, models, native
 from .errors import clear_on_failure
 from .pictures import big
 
@@ -130,14 +130,25 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
            gr.update(maximum=last_i, value=last_i, interactive=True), _plot(traj, last_i))
 
 
+FRAME_AXIS = "frame (t falls from T to 0)"
+
+
+def _table(traj: dict, i: int):
+    """p(y | x_t, t) along the run over the frame index (the scrub slider's axis, so sampling, T → 0, runs left
+    to right), with a rule at frame i. A native plot sends ~300 numbers instead of a rendered PNG (~0.15 s of
+    matplotlib per run and per scrub)."""
+    return native.with_mark(native.class_curves(range(len(traj["t"])), traj["probs"], traj["names"], FRAME_AXIS),
+                            FRAME_AXIS, i)
+
+
 def _plot(traj: dict, i: int):
-    """p(y | x_t, t) along the run, the frame on screen marked; None for a model without a classifier."""
+    """The plot after a run: the table, and colours for its series (None for a model without a classifier).
+    The rule needs no legend entry (the caption names the frame), and the legend has no room for one."""
     if traj["probs"] is None:
         return None
-    # The axis is inverted (T on the left), so sampling, T → 0, runs left to right like the scrub slider.
-    return plots.class_curves(traj["t"], traj["probs"], traj["names"], "t (sampling runs left to right, T → 0)",
-                              "p(y | x_t, t) along the trajectory", mark=traj["t"][i], invert_x=True,
-                              size=(plots.HALF, 3.0))
+    table = _table(traj, i)
+    return gr.update(value=table, color_map=native.colours(traj["names"]),
+                     colors_in_legend=[c for c in dict.fromkeys(table["class"]) if c != native.MARK])
 
 
 def _caption(traj: dict, i: int) -> str:
@@ -157,10 +168,11 @@ def scrub(traj: dict | None, i: int):
 
 
 def mark(traj: dict | None, i: int):
-    """The probability plot with stored frame i marked (after a scrub)."""
-    if not traj:
+    """The probability plot with stored frame i marked (after a scrub). Only the table: a scrub that also sent
+    the colours made the browser draw the plot before its new table arrived, one frame behind."""
+    if not traj or traj["probs"] is None:
         return gr.skip()
-    return _plot(traj, int(min(max(int(i), 0), len(traj["t"]) - 1)))
+    return _table(traj, int(min(max(int(i), 0), len(traj["t"]) - 1)))
 
 
 def export_gif(traj: dict | None) -> str:
@@ -191,7 +203,10 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                        scale=1, elem_id="denoise-xt")
         x0 = gr.Image(label="x̂₀, the model's guess of the clean image", format="png", interactive=False,
                       elem_classes="pixelated", height=240, scale=1, elem_id="denoise-x0")
-        plot = gr.Plot(label="classifier along the way", show_label=False, scale=2, elem_id="denoise-plot")
+        plot = gr.LinePlot(x=FRAME_AXIS, y="probability", color="class", y_lim=[0, 1], height=300, scale=2,
+                           title="p(y | x_t, t) along the run",
+                           tooltip="all", label="classifier along the way",
+                           show_label=False, elem_id="denoise-plot")
     caption = gr.Markdown(elem_id="denoise-caption")
     frame = gr.Slider(0, 200, value=0, step=1, label="scrub the trajectory (frame; t falls to the right)",
                       interactive=False, elem_id="denoise-scrub")

@@ -34,3 +34,20 @@ def probe_curves(curves: dict[str, tuple[Sequence[int], Sequence[float]]], pixel
         rows.append(pd.DataFrame({"noise level t": [min(ts), max(ts)], "test accuracy": [round(pixels, 4)] * 2,
                                   "features": "raw pixels (t = 0)"}))
     return pd.concat(rows, ignore_index=True)
+
+
+MARK = "frame on screen"
+
+
+def with_mark(table: pd.DataFrame, x: str, at: float, y: str = "probability", span=(0.0, 1.0)) -> pd.DataFrame:
+    """The table plus a vertical rule at x = `at` (two points of their own series, MARK): the native plots
+    draw no reference lines, and the scrubbed frame has to be findable on the curves."""
+    rule = pd.DataFrame({x: [at, at], y: list(span), table.columns[-1]: MARK})
+    return pd.concat([table, rule], ignore_index=True)
+
+
+def colours(names: Sequence[str]) -> dict[str, str]:
+    """A colour per series the class tables can hold (Vega leaves a series missing from color_map uncoloured):
+    class k in the palette the matplotlib figures use, the summed rest grey, the marked frame black."""
+    from .plots import colour
+    return {**{n: colour(k) for k, n in enumerate(names)}, OTHERS: "#b0b0b0", MARK: "#000000"}

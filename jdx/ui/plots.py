@@ -43,36 +43,6 @@ def _two_lines(title: str) -> str:
     return title.replace(" — ", "\n", 1)
 
 
-def class_curves(ts: Sequence[int], probs: np.ndarray, names: Sequence[str], xlabel: str, title: str,
-                 mark: int | None = None, top: int = 4, invert_x: bool = False,
-                 size: tuple[float, float] = (PANEL, 3.0)) -> Figure:
-    """One line per class (the `top` classes that ever matter are labelled, the rest thin grey); `mark`:
-    a dashed line and a dot on each labelled curve at that x (the frame being looked at)."""
-    w, h = size
-    fig = _fig(w, h + 0.45, bottom=(0.17 * h + 0.5) / (h + 0.45), left=0.14)   # room for the legend below
-    ax = fig.add_subplot()
-    probs = np.asarray(probs)
-    order = np.argsort(-probs.max(0))
-    for k in reversed(range(len(names))):
-        strong = k in order[:top]
-        ax.plot(ts, probs[:, k], color=colour(k) if strong else "#cccccc", lw=2.2 if strong else 1,
-                label=names[k] if strong else None, zorder=3 if strong else 1)
-    if mark is not None:
-        ax.axvline(mark, color="k", ls="--", lw=1.2)
-        i = int(np.argmin(np.abs(np.asarray(ts) - mark)))
-        for k in order[:top]:
-            ax.plot([ts[i]], [probs[i, k]], "o", color=colour(k), ms=7, mec="k", zorder=4)
-    ax.set(xlabel=xlabel, ylabel="probability", ylim=(-0.02, 1.02))
-    ax.set_title(title, fontsize=11)
-    if invert_x:
-        ax.invert_xaxis()
-    ax.grid(alpha=0.3)
-    # Below the axes: inside, the legend covered the curves it names.
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(top, 2) if w < 6 else top, fontsize=MIN_PT,
-              frameon=False)
-    return fig
-
-
 def before_after(p0: np.ndarray, p1: np.ndarray, names: Sequence[str], target: np.ndarray | None = None) -> Figure:
     """Grouped bars: p(y | x) before and after the edit; the target mixture as outlined bars."""
     fig = _fig(PANEL, 3.2, bottom=0.3, left=0.12)
