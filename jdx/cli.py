@@ -15,7 +15,8 @@ import torch
 from . import checkpoint
 from .checkpoint import CheckpointError
 from .attribution import DEFAULT as ATTRIBUTION_DEFAULT
-from .counterfactual import DEFAULT as CF_DEFAULT, METHODS as CF_METHODS, PER_METHOD as CF_PER_METHOD
+from .counterfactual import (CANDIDATES as CF_CANDIDATES, DEFAULT as CF_DEFAULT, METHODS as CF_METHODS,
+                             PER_METHOD as CF_PER_METHOD)
 from .counterfactual_methods import GUIDES as CF_GUIDES
 from .data import PREPROCESS, DataError, load_like, restore_edit, to_uint8
 from .device import cpu_threads, device_name, pick_device
@@ -653,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=CF_METHODS, default=CF_DEFAULT.method,
                    help=f"sdedit, dime (keeps close to the input), ace (DiME + a mask of where it may change), "
                         f"ddim-inversion, adaptive (DiME, harder where the joint model does not accept the edit), "
-                        f"best-of (4 DiME edits, the most typical of the target kept) (default {CF_DEFAULT.method})")
+                        f"best-of ({CF_CANDIDATES} DiME edits, the most typical of the target kept) (default {CF_DEFAULT.method})")
     p.add_argument("--noise", type=int, default=None, help=f"t*, how much may change (default: the method's; "
                                                            f"{CF_DEFAULT.method}: {CF_T_STAR})")
     p.add_argument("--guidance", type=float, default=None, help=f"guidance scale s (default: the method's; "

@@ -24,8 +24,9 @@ edited toward the classes you weight with the sliders (several sliders: a mix, e
 **keep close** λ: a pull of the predicted clean image back toward your input; *ace* redoes a first edit inside
 a mask of where it changed, so everything else stays exactly as it was; *ddim-inversion* encodes the image
 deterministically (at s = 0 it comes back unchanged); *adaptive* redoes, with a harder pull, an edit the model
-does not still believe on noisy copies of it; *best-of* (the default) makes four dime edits and keeps the one whose features
-look most like real training images of the target. **t\\*** sets how much may change, **s** how hard the
+does not still believe on noisy copies of it; *best-of* (the default) makes two dime edits and keeps the one whose features
+look most like real training images of the target; its classifier pull is averaged over slightly shifted and mirrored
+copies of the image, so it follows what makes the class, not pixel patterns that fool the classifier at one position. **t\\*** sets how much may change, **s** how hard the
 classifier pulls. The difference map shows the edit: red pixels got brighter, blue darker. A second,
 separately trained classifier checks the result: an edit only the steering model believes is not an
 explanation."""
