@@ -57,9 +57,11 @@ def candidates(model, clf, third, test, idx, target, m: int, batch: int = 40, **
 def summary(a: dict[str, np.ndarray]) -> dict:
     n = np.arange(len(a["valid"]))
     c = a["knn"].argmin(1)                                     # best-of: the most typical candidate
+    c2 = a["knn"][:, :2].argmin(1)                             # … of the first two (best-of with 2 candidates)
     return {"single": {k: float(np.nanmean(a[k])) for k in ("valid", "valid3", "l1")},
             "single_per_seed": a["valid"].mean(0).round(4).tolist(),
             "best_of": {k: float(np.nanmean(a[k][n, c])) for k in ("valid", "valid3", "l1")},
+            "best_of_2": {k: float(np.nanmean(a[k][n, c2])) for k in ("valid", "valid3", "l1")},
             "oracle_valid": float(a["valid"].max(1).mean())}
 
 
