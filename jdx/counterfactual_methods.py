@@ -36,12 +36,11 @@ SHIFT_SEED = 99     # the transformations' own stream: the same at every step of
 
 
 Transform = tuple[int, int, bool]     # (rows down, columns right, mirror left-right)
-IDENTITY: Transform = (0, 0, False)
 
 
 def random_transforms(k: int, generator: torch.Generator) -> list[Transform]:
     """The identity and k − 1 random (dy, dx, mirror), |dy|, |dx| ≤ MAX_SHIFT."""
-    out: list[Transform] = [IDENTITY]
+    out: list[Transform] = [(0, 0, False)]
     for _ in range(k - 1):
         dy, dx = torch.randint(-MAX_SHIFT, MAX_SHIFT + 1, (2,), generator=generator).tolist()
         out.append((dy, dx, bool(torch.randint(0, 2, (1,), generator=generator))))
@@ -94,9 +93,13 @@ def guided_eps_fn(model: nn.Module, w: Tensor, x_ref: Tensor, scale: float, lam:
                 if guide == "x0_hat":
                     (grad,) = torch.autograd.grad(objective(x0), x0)
                     grad = grad / a.sqrt()                       # ∂x̂₀/∂x_t ≈ I / √ᾱ_t
-                elif guide in ("x_t", "shifted"):       # x_t is the shifted guide with the identity alone
+                elif guide == "x_t":
                     x_in = x_t.detach().requires_grad_(True)
-                    taus = random_transforms(SHIFTS, shifts) if guide == "shifted" else [IDENTITY]
+                    (grad,) = torch.autograd.grad(scale * _log_p_target(model, x_in, t, w).sum(), x_in)
+                    grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()
+                elif guide == "shifted":
+                    x_in = x_t.detach().requires_grad_(True)
+                    taus = random_transforms(SHIFTS, shifts)
                     x_k = torch.cat([transform(x_in, tau) for tau in taus])             # (K·B, …), one pass
                     log_p = _log_p_target(model, x_k, t, w.to(x_t.device).repeat(len(taus), 1))
                     (grad,) = torch.autograd.grad(scale * log_p.sum() / len(taus), x_in)   # back through each τ_k
