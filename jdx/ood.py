@@ -129,9 +129,11 @@ class Components(NamedTuple):
 
 
 def components(model: nn.Module, cdm: nn.Module | None, x: Tensor, seed: int = 0, batch: int = 200,
-               gaussians: FeatureGaussians | None = None, only: tuple[str, ...] | None = None) -> Components:
+               gaussians: FeatureGaussians | None = None, only: tuple[str, ...] | None = None,
+               features: Tensor | None = None) -> Components:
     """Every candidate, (N,) each; a candidate that is not in `only`, or lacks its model (no CDM, no fitted
-    Gaussians), is NaN."""
+    Gaussians), is NaN. features: x's pooled features (N, F) when the caller already has them (the app's
+    prediction reads them in its classifier pass), so the encoder does not run twice."""
     want = set(only or Components._fields)
     parts = []
     for i in range(0, len(x), batch):
@@ -141,7 +143,9 @@ def components(model: nn.Module, cdm: nn.Module | None, x: Tensor, seed: int = 0
         png = png_bits_per_dim(xb) if want & {"png_bpd", "complexity"} else nan
         err = denoising_error(model, xb, seed=seed) if "denoise_error" in want else nan
         tv = level_disagreement(model, xb, seed=seed) if "disagreement" in want else nan
-        dist = gaussians.distance(pooled_features(model, xb)) if gaussians is not None and "feature_distance" in want else nan
+        dist = nan
+        if gaussians is not None and "feature_distance" in want:
+            dist = gaussians.distance(pooled_features(model, xb) if features is None else features[i:i + batch])
         parts.append((bpd, png, bpd - png, err, tv, dist))
     return Components(*(torch.cat(p) for p in zip(*parts)))
 
@@ -241,11 +245,12 @@ class Detector:
             gaussians = FeatureGaussians.load(f if f.is_absolute() else ROOT / f)
         return cls(model, cal, cdm, gaussians)
 
-    def __call__(self, x: Tensor, seed: int = 0, every: bool = False) -> OODResult:
+    def __call__(self, x: Tensor, seed: int = 0, every: bool = False, features: Tensor | None = None) -> OODResult:
         """The score of x (N, C, H, W), computing only the components the score uses (every prediction of the
-        app and the CLI pays for this); every=True computes the other candidates too, to compare them."""
+        app and the CLI pays for this); every=True computes the other candidates too, to compare them.
+        features: x's pooled features, where the caller already computed them (see `components`)."""
         only = None if every else tuple(self.cal.weights)
-        c = components(self.model, self.cdm, x, seed, gaussians=self.gaussians, only=only)
+        c = components(self.model, self.cdm, x, seed, gaussians=self.gaussians, only=only, features=features)
         s = combine(c, self.cal)
         return OODResult(s, s <= self.cal.threshold, c, self.cal.threshold)
 

@@ -84,6 +84,9 @@ def test_detector_flags_noise_and_passes_training_like_images(tiny):
     r_in, r_out = det(x[:8]), det(noise)
     assert r_out.in_distribution.sum() == 0
     assert auroc(r_in.score, r_out.score) == 1.0
+    # the app hands in the features its prediction already read: the same score, the encoder run once
+    given = det(noise, features=pooled_features(model, noise))
+    assert torch.equal(given.score, r_out.score)
 
 
 def test_predict_json_has_ood_fields(tiny, tmp_path, capsys):

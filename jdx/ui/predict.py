@@ -4,6 +4,7 @@ that pass the model-randomisation check, and how the prediction holds up as the 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -39,12 +40,24 @@ def _verdict(label: str) -> str:
             .replace(" all re-drawn)", ""))
 
 
-def _probs(model_name: str, x):
-    return models.get(model_name).predict(x).cpu()
+class Reading(NamedTuple):
+    probs: torch.Tensor                   # (B, K) p(y | x)
+    features: torch.Tensor | None         # (B, F) the pooled features a joint model's head read; None otherwise
+
+
+def _read(model_name: str, x: torch.Tensor) -> Reading:
+    """p(y | x) and, for a joint model, the features its head read: the OOD detector scores those same
+    features, so one encoder pass serves both (it ran twice per prediction before)."""
+    model = models.get(model_name)
+    if not hasattr(model, "features"):
+        return Reading(model.predict(x).cpu(), None)
+    with torch.no_grad():
+        f = model.features(x.to(next(model.parameters()).device), 0)
+        return Reading(model.head(f).float().softmax(-1).cpu(), f.float())
 
 
 # Concurrent predictions of the same model share one forward pass (a class of students uploading at once).
-_BATCHED = compute.Batcher(_probs)
+_BATCHED = compute.Batcher(_read)
 
 
 @lru_cache(maxsize=8)
@@ -53,13 +66,14 @@ def detector(model) -> Detector | None:
     return Detector.for_model(model, model.info.path)
 
 
-def ood_note(model, x: torch.Tensor) -> str:
-    """A sentence (Markdown) on whether x is like the training data, with the score and what it means."""
+def ood_note(model, x: torch.Tensor, features: torch.Tensor | None = None) -> str:
+    """A sentence (Markdown) on whether x is like the training data, with the score and what it means
+    (features: x's pooled features, if the prediction already computed them)."""
     det = detector(model)
     if det is None:
         return "*No out-of-distribution calibration for this checkpoint: the app cannot say whether your " \
                "picture is like the training data.*"
-    r = det(x)
+    r = det(x, features=features)
     score, thr = float(r.score[0]), r.threshold
     z = {k: float(v[0]) for k, v in standardised(r.components, det.cal).items()}
     why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f} σ" for k, v in z.items())
@@ -88,8 +102,9 @@ def predict(model_name: str, image):
     preparation come from `prepared`, so an API client or agent asking for the label downloads no files."""
     model = compute.run(lambda: models.require_classifier(models.get(model_name)))
     x, prep = models.prepared_input(model, image)      # here, not in the batch: a bad upload fails alone
-    probs = _BATCHED(model_name, x)[0].numpy()
-    note = compute.run(lambda: ood_note(model, x))
+    probs, features = _BATCHED(model_name, x)
+    probs = probs[0].numpy()
+    note = compute.run(lambda: ood_note(model, x, features))
     done = "; ".join(prep.steps) if prep.steps else "nothing: the upload already looks like the training images"
     return ({n: float(p) for n, p in zip(model.info.class_names, probs)},
             f"{note}\n\n**What was done to your upload:** {done}.")
