@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 INVISIBLE_L1 = 0.03     # mean |Δ| (pixels in [0, 1]) below which a flipped label counts as an invisible edit
+SURE = 0.7              # the separate classifier's probability below which its agreeing is a weak second opinion
 ADVERSARIAL = "this is an adversarial edit, not an explanation"
 
 
@@ -55,6 +56,7 @@ class Verdict(NamedTuple):
     agree: bool | None          # the two classifiers name the same class (None: no judge)
     invisible: bool             # flipped with a mean |Δ| below INVISIBLE_L1
     warnings: list[str]         # in words, for the CLI and the page
+    weak: bool = False          # the separate classifier agrees, but with probability below SURE
 
     @property
     def believed(self) -> bool:
@@ -72,10 +74,15 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
     if invisible:
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): {ADVERSARIAL}")
     separate = agree = None
+    weak = False
     if p_separate is not None:
         separate = names[int(np.asarray(p_separate).argmax())]
         agree = separate == joint
         if not agree:
             warnings.append(f"the two classifiers disagree: the joint model says {joint}, the separate classifier "
                             f"{separate}; the edit convinces only the model that steered it")
-    return Verdict(before, joint, separate, flipped, agree, invisible, warnings)
+        elif (p_sure := float(np.asarray(p_separate).max())) < SURE:
+            weak = True
+            warnings.append(f"the separate classifier agrees only weakly ({separate} at {p_sure:.0%} < {SURE:.0%}): "
+                            "a weak second opinion")
+    return Verdict(before, joint, separate, flipped, agree, invisible, warnings, weak)

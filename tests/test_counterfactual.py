@@ -243,6 +243,10 @@ def test_verdicts_warn_in_words():
     assert "disagree" in disagree and "separate classifier square" in disagree and "adversarial" not in disagree
     invisible = verdicts(names, w, p0, p1, np.array([0.8, 0.1, 0.1]), l1=0.005)
     assert "adversarial edit, not an explanation" in invisible and "disagree" in invisible
+    weak = verdicts(names, w, p0, p1, np.array([0.3, 0.55, 0.15]), l1=0.1)    # agrees, at 55 %
+    assert "weak second opinion" in weak and "✓" not in weak
+    noise = verdicts(names, w, p0, p1, np.array([0.1, 0.9, 0.0]), l1=0.1, ood=True)   # agreement on an OOD input
+    assert "says little" in noise and "✓" not in noise
 
 
 def test_app_handler_asks_the_separate_classifier(tiny_joint, tiny_classifier, shapes_dir, app_checkpoints):
@@ -314,6 +318,8 @@ def test_verdict_in_words():
     ok = verdict(names, w, p0, p1, [0.1, 0.7, 0.2], l1=0.1)
     assert (ok.joint, ok.separate, ok.agree, ok.invisible, ok.warnings, ok.believed) == ("vbar", "vbar", True,
                                                                                           False, [], True)
+    weak = verdict(names, w, p0, p1, [0.3, 0.55, 0.15], l1=0.1)
+    assert weak.agree and weak.weak and weak.believed and "weakly (vbar at 55% < 70%)" in weak.warnings[0]
     bad = verdict(names, w, p0, p1, [0.8, 0.1, 0.1], l1=0.005)
     assert bad.agree is False and bad.invisible and not bad.believed and len(bad.warnings) == 2
     assert ADVERSARIAL in bad.warnings[0] and "disagree" in bad.warnings[1] and "square" in bad.warnings[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..toy import fit_toy, toy_data
+from ..toy import TOY_LR, fit_toy, toy_data
 from .diffusions import DiffusionConfig
 from .model import MDM, MDMConfig, MDMObjective
 from .nets import MLPConfig
@@ -19,7 +19,7 @@ def toy_nll(model: MDM, data: str, n: int = 4000, repeats: int = 8, seed: int = 
     return float(nll.mean()), float(nll.std() / n ** 0.5)
 
 
-def train_toy_mdm(data: str, diffusion: DiffusionConfig, steps: int = 4000, batch: int = 512, lr: float = 2e-3,
+def train_toy_mdm(data: str, diffusion: DiffusionConfig, steps: int = 4000, batch: int = 512, lr: float = TOY_LR,
                   seed: int = 0, progress=None, mlp: MLPConfig = MLPConfig()) -> tuple[MDM, dict]:
     torch.manual_seed(seed)
     model = MDM(MDMConfig(diffusion, mlp=mlp))

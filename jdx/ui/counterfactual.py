@@ -42,8 +42,10 @@ def second_opinion(model):
     return None if name is None else models.get(name)
 
 
-def verdicts(names, w, p0, p1, p_sep, l1: float) -> str:
-    """The two classifiers' verdicts (jdx.second_opinion.verdict, as the CLI prints them) for the page."""
+def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
+    """The two classifiers' verdicts (jdx.second_opinion.verdict, as the CLI prints them) for the page. ood: the
+    input is unlike the training data, where two classifiers agreeing says little (both must name a class, and
+    on noise both can be steered), so no ✓ is given."""
     v = verdict(names, w, p0, p1, p_sep, l1)
     lines = [f"**Joint model** (steered the edit): **{v.joint}** ({p1.max():.0%})."]
     if v.separate is None:
@@ -58,7 +60,14 @@ def verdicts(names, w, p0, p1, p_sep, l1: float) -> str:
                      f"{v.separate}. The edit convinces only the model that steered it; do not read it as what a "
                      f"{v.joint} looks like.")
     elif w[p1.argmax()] > 0 and v.flipped:
-        lines.append(f"✓ Both classifiers call the result **{v.joint}**.")
+        if ood:
+            lines.append(f"Both classifiers call the result {v.joint}, but on a picture unlike their training data "
+                         "that agreement says little: both can be steered on noise.")
+        elif v.weak:
+            lines.append(f"⚠ Both classifiers call the result {v.joint}, but the separate one only at "
+                         f"{p_sep.max():.0%}: **a weak second opinion**, not a convincing {v.joint}.")
+        else:
+            lines.append(f"✓ Both classifiers call the result **{v.joint}**.")
     return "  \n".join(lines)
 
 
@@ -122,11 +131,10 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
     summary = (f"**{names[p0.argmax()]}** ({p0.max():.0%}) → **{names[p1.argmax()]}** ({p1.max():.0%}); "
                f"target weight on the new top class {w[p1.argmax()] / w.sum():.0%}. Mean pixel change "
                f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
-               f"s = {scale:g}, λ = {lam:g}, gradient: {GUIDE_WORDS.get(d.guide, d.guide)}.\n\n"
-               + verdicts(names, w, p0, p1, p_sep, l1))
-    summary = chosen + summary
-    warning = compute.run(lambda: ood_warning(model, cf.x))
-    summary += f"  \n{warning}" if warning else ""
+               f"s = {scale:g}, λ = {lam:g}, gradient: {GUIDE_WORDS.get(d.guide, d.guide)}.\n\n")
+    warning = compute.run(lambda: ood_warning(model, cf.x))     # first: it qualifies every verdict below it
+    summary = chosen + summary + (f"{warning}\n\n" if warning else "") + verdicts(names, w, p0, p1, p_sep, l1,
+                                                                                 ood=bool(warning))
     return ((big(cf.x[0]), big(cf.x_cf[0])), signed_with_scale(diff, "x_cf − x: red brighter, blue darker"),
             probability_bars(p0, p1, names, w / w.sum(), p_sep),
             trajectory_strip(cf.steps, cf.x_cf, k=10, scale=3), summary)

@@ -92,7 +92,7 @@ def ood_warning(model, x: torch.Tensor) -> str:
     r = None if det is None else det(x)
     if r is None or bool(r.in_distribution[0]):
         return ""
-    return (f"⚠ **This picture is unlike the training data** (OOD score {float(r.score[0]):.2f} > threshold "
+    return (f"⚠ **Your picture (the input) is unlike the training data** (OOD score {float(r.score[0]):.2f} > threshold "
             f"{r.threshold:.2f}): the classifier must name one of its classes anyway, so the edit shows what moves "
             "its label, not what the picture would need to become a garment of that class.")
 
