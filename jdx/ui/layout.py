@@ -57,6 +57,8 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 #predict-stages .thumbnail-item img { image-rendering: pixelated; }
 #predict-stages .caption-label { font-size: 11px !important; max-width: 96% !important; padding: 1px 4px !important; }
 #predict-stages .icon-button-wrapper { display: none !important; }
+/* Markdown tables break words anywhere ("diffusio / n"): break between words only. */
+.prose table th, .prose table td { word-break: normal !important; overflow-wrap: normal !important; }
 """
 SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');
