@@ -71,3 +71,17 @@ def test_shipped_toy_counterfactual_crosses_to_the_target(moons):
     assert int(moons.predict(point).argmax()) == 0
     cf = counterfactual(moons, point, one_hot(1, 2), t_star=60, scale=3, steps=60, seed=0)
     assert int(cf.probs_after.argmax()) == 1
+
+
+def test_train_cli_gives_the_2d_kinds_their_own_learning_rate(monkeypatch, capsys):
+    """`jdx train toy-mdm` without --lr once passed the image models' 2e-4 to the 2-D trainers, and every toy
+    MDM ended in a Gaussian blob; the 2-D kinds default to TOY_LR, and an explicit --lr still wins."""
+    import jdx.toy
+    seen = []
+    monkeypatch.setattr(jdx.toy, "train_toy_checkpoint",
+                        lambda kind, data, out, **kw: seen.append(kw["lr"]) or ("stem", {"test_nll_nats": 0.0}))
+    for argv in (["train", "toy-mdm", "--data", "moons", "--steps", "1", "--quiet"],
+                 ["train", "toy", "--data", "moons", "--steps", "1", "--quiet"],
+                 ["train", "toy-mdm", "--data", "moons", "--steps", "1", "--quiet", "--lr", "1e-4"]):
+        assert main(argv) == 0
+    assert seen == [jdx.toy.TOY_LR, jdx.toy.TOY_LR, 1e-4] and jdx.toy.TOY_LR == 2e-3
