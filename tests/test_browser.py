@@ -318,3 +318,19 @@ def test_figures_are_readable_and_every_tab_is_shot_large(page):
         page.wait_for_timeout(700)
         shot(page, file)
     no_error(page)
+
+
+def test_opening_a_tab_shows_its_answer(page, url):
+    """A first-time visitor who opens a tab (a picture loaded, its panes empty) sees an answer without pressing
+    anything: the tab presses its main button once (jdx.ui.layout.FIRST_VISIT)."""
+    fresh = page.context.browser.new_page(viewport=SMALL)
+    try:
+        fresh.goto(url)
+        expect(fresh.locator("#input-image img")).to_have_count(1, timeout=90_000)
+        for name, answer in (("Counterfactual", "#cf-compare img"), ("Representations", "#rep-summary p")):
+            tab(fresh, name)
+            expect(fresh.locator(answer).first).to_be_visible(timeout=90_000)
+        expect(fresh.locator("#cf-summary")).to_contain_text("second choice")    # no slider set: the runner-up
+        no_error(fresh)
+    finally:
+        fresh.close()

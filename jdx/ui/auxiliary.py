@@ -55,7 +55,7 @@ def toy_models() -> dict[str, list[str]]:
 
 def image_models() -> list[str]:
     """The image MDMs, the one the view opens on first: the learned diffusion (it has auxiliaries and its
-    100-step samples are garments; the shipped CLD's are still near-blank, README "Auxiliary variables")."""
+    100-step samples are garments; the shipped CLD's are still near-blank, README "Multivariate diffusions")."""
     names = [n for n, meta in _metas().items() if "unet" in meta["config"]]
     return sorted(names, key=lambda n: (_metas()[n]["config"]["diffusion"]["name"] != "learned", n))
 

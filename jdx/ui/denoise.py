@@ -201,7 +201,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     with gr.Row():
         x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=240,
                        scale=1, elem_id="denoise-xt")
-        x0 = gr.Image(label="x̂₀: guess of the clean x₀", format="png", interactive=False,
+        x0 = gr.Image(label="x̂₀ (guess of x₀)", format="png", interactive=False,
                       elem_classes="pixelated", height=240, scale=1, elem_id="denoise-x0")
         plot = gr.LinePlot(x=FRAME_AXIS, y="probability", color="class", y_lim=[0, 1], height=300, scale=2,
                            title="p(y | x_t, t) along the run",

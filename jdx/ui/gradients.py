@@ -72,7 +72,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     with gr.Row():
         x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=200)
         x0 = gr.Image(label="x̂₀", format="png", interactive=False, elem_classes="pixelated", height=200)
-        summary = gr.Markdown()
+        summary = gr.Markdown(elem_id="gradients-summary")
     eps_fig = gr.Plot(label="noise space", show_label=False)
     score_fig = gr.Plot(label="score space", show_label=False)
     run = gr.Button("Show gradients", variant="primary", elem_id="gradients-btn")

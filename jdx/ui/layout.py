@@ -64,6 +64,36 @@ SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');
   if (brush && !brush.classList.contains('highlight')) brush.click();
   if ((brush && brush.classList.contains('highlight')) || ++tries > 50) clearInterval(timer); }, 200); }"""
+# A first-time visitor who opens a tab should see an answer, not empty panes: the first time a tab is shown while
+# a picture is loaded and its answer pane is still empty, its main button is pressed for them (in the browser, so
+# it is the same event as a click: same queue, progress bar and error handling). (button id, a selector that
+# exists once the tab has an answer) per tab; the Predict tab answers on page load already.
+FIRST_VISIT = {
+    "denoise": [("denoise-btn", "#denoise-xt img")],
+    "gradients": [("gradients-btn", "#gradients-summary p")],
+    "counterfactual": [("cf-btn", "#cf-compare img")],
+    "noise-level": [("cdm-btn", "#cdm-summary p")],
+    "representations": [("rep-btn", "#rep-summary p")],
+    "auxiliary": [("aux-btn", "#aux-summary p"), ("aux-image-btn", "#aux-image-summary p")],
+}
+
+
+def first_visit_js(presses: list[tuple[str, str]]) -> str:
+    """The tab's select listener: wait until its buttons are rendered (tabs mount on first show), then press each
+    one whose answer pane is empty — once per page, so a pane emptied by a failed action is not re-run."""
+    pairs = ", ".join(f"['{button}', '{answer}']" for button, answer in presses)
+    return f"""() => {{ const done = (window.jdxFirstVisit = window.jdxFirstVisit || {{}});
+  let tries = 0; const timer = setInterval(() => {{
+    const ready = [{pairs}].every(([b]) => document.getElementById(b));
+    if (!ready && ++tries < 50) return;
+    clearInterval(timer);
+    if (!document.querySelector('#input-image img')) return;
+    for (const [b, answer] of [{pairs}]) {{
+      if (done[b] || document.querySelector(answer)) continue;
+      done[b] = true; document.getElementById(b)?.click();
+    }} }}, 100); }}"""
+
+
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate",
                        # system fonts only: the page must work with no network (a Google font would be fetched)
                        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -179,18 +209,24 @@ def build(default: str | None = None) -> gr.Blocks:
                 with gr.Tabs():
                     with gr.Tab(TAB_NAMES["predict"], id="predict"):
                         predict.build(model_box, image, classes)
-                    with gr.Tab(TAB_NAMES["denoise"], id="denoise"):
+                    with gr.Tab(TAB_NAMES["denoise"], id="denoise") as tab:
                         denoise.build(model_box, image, classes)
-                    with gr.Tab(TAB_NAMES["gradients"], id="gradients"):
+                    tab.select(None, None, None, js=first_visit_js(FIRST_VISIT["denoise"]))
+                    with gr.Tab(TAB_NAMES["gradients"], id="gradients") as tab:
                         gradients.build(model_box, image, classes)
-                    with gr.Tab(TAB_NAMES["counterfactual"], id="counterfactual"):
+                    tab.select(None, None, None, js=first_visit_js(FIRST_VISIT["gradients"]))
+                    with gr.Tab(TAB_NAMES["counterfactual"], id="counterfactual") as tab:
                         counterfactual.build(model_box, image, classes)
-                    with gr.Tab(TAB_NAMES["noise-level"], id="noise-level"):
+                    tab.select(None, None, None, js=first_visit_js(FIRST_VISIT["counterfactual"]))
+                    with gr.Tab(TAB_NAMES["noise-level"], id="noise-level") as tab:
                         noise_level.build(model_box, image)
-                    with gr.Tab(TAB_NAMES["representations"], id="representations"):
+                    tab.select(None, None, None, js=first_visit_js(FIRST_VISIT["noise-level"]))
+                    with gr.Tab(TAB_NAMES["representations"], id="representations") as tab:
                         representations.build(model_box, image, first)
-                    with gr.Tab(TAB_NAMES["auxiliary"], id="auxiliary"):
+                    tab.select(None, None, None, js=first_visit_js(FIRST_VISIT["representations"]))
+                    with gr.Tab(TAB_NAMES["auxiliary"], id="auxiliary") as tab:
                         auxiliary.build(image)
+                    tab.select(None, None, None, js=first_visit_js(FIRST_VISIT["auxiliary"]))
                     with gr.Tab(TAB_NAMES["learn"], id="learn"):
                         with gr.Accordion("A guided lesson for a class (presenter mode)", open=False):
                             lesson.build(model_box, image, classes, example_paths())
