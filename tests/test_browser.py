@@ -47,6 +47,9 @@ def page(url):
 
 
 def shot(page, name: str) -> None:
+    # A tab presses its own button on a first visit; a test that also presses it leaves a second run pending.
+    # The picture waits until nothing on the page is still processing.
+    expect(page.get_by_text(re.compile(r"processing \|"))).to_have_count(0, timeout=90_000)
     out = Path(os.environ.get("JDX_SCREENSHOTS", "") or ROOT / ".pytest_cache" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size                  # 1280×800: NAME.png (the README's); other sizes: NAME-WxH.png
