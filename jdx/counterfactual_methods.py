@@ -77,6 +77,28 @@ def guided_eps_fn(model: nn.Module, w: Tensor, x_ref: Tensor, scale: float, lam:
         close = (x0 - x_ref).abs().flatten(1).sum(1)
         return (scale * _log_p_target(model, x0, 0, w) - lam * close).sum()
 
+    def _noisy_classifier_gradient(x_t: Tensor, x0: Tensor, t: int) -> Tensor:
+        """s · ∇ Σ_k w_k log p(k | ·, t) where the guide takes it: at x_t, averaged over transformed copies of
+        x_t ("shifted"), or averaged over re-noisings of x̂₀ ("noisy")."""
+        if guide == "x_t":
+            x_in = x_t.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(scale * _log_p_target(model, x_in, t, w).sum(), x_in)
+            return grad
+        if guide == "shifted":
+            x_in = x_t.detach().requires_grad_(True)
+            taus = random_transforms(SHIFTS, shifts)
+            x_k = torch.cat([transform(x_in, tau) for tau in taus])             # (K·B, …), one pass
+            log_p = _log_p_target(model, x_k, t, w.to(x_t.device).repeat(len(taus), 1))
+            (grad,) = torch.autograd.grad(scale * log_p.sum() / len(taus), x_in)   # back through each τ_k
+            return grad
+        grad = torch.zeros_like(x_t)                      # "noisy": K re-noisings of x̂₀
+        for _ in range(NOISY_DRAWS):
+            e = torch.randn(x_t.shape, generator=generator).to(x_t.device)
+            x_k = schedule.noise_to(x0.detach(), t, e).requires_grad_(True)
+            (g_k,) = torch.autograd.grad(scale * _log_p_target(model, x_k, t, w).sum(), x_k)
+            grad = grad + g_k / NOISY_DRAWS
+        return grad
+
     def eps_guided(x_t: Tensor, t: int) -> Tensor:
         a = schedule.alpha_bar[t]
         with torch.enable_grad():
@@ -93,25 +115,9 @@ def guided_eps_fn(model: nn.Module, w: Tensor, x_ref: Tensor, scale: float, lam:
                 if guide == "x0_hat":
                     (grad,) = torch.autograd.grad(objective(x0), x0)
                     grad = grad / a.sqrt()                       # ∂x̂₀/∂x_t ≈ I / √ᾱ_t
-                elif guide == "x_t":
-                    x_in = x_t.detach().requires_grad_(True)
-                    (grad,) = torch.autograd.grad(scale * _log_p_target(model, x_in, t, w).sum(), x_in)
-                    grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()
-                elif guide == "shifted":
-                    x_in = x_t.detach().requires_grad_(True)
-                    taus = random_transforms(SHIFTS, shifts)
-                    x_k = torch.cat([transform(x_in, tau) for tau in taus])             # (K·B, …), one pass
-                    log_p = _log_p_target(model, x_k, t, w.to(x_t.device).repeat(len(taus), 1))
-                    (grad,) = torch.autograd.grad(scale * log_p.sum() / len(taus), x_in)   # back through each τ_k
-                    grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()
-                else:  # "noisy": average the noisy classifier's gradient over K re-noisings of x̂₀
-                    grad = torch.zeros_like(x_t)
-                    for _ in range(NOISY_DRAWS):
-                        e = torch.randn(x_t.shape, generator=generator).to(x_t.device)
-                        x_k = schedule.noise_to(x0.detach(), t, e).requires_grad_(True)
-                        (g_k,) = torch.autograd.grad(scale * _log_p_target(model, x_k, t, w).sum(), x_k)
-                        grad = grad + g_k / NOISY_DRAWS
-                    grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()
+                else:
+                    grad = _noisy_classifier_gradient(x_t, x0, t)
+                    grad = grad - lam * torch.sign(x0.detach() - x_ref) / a.sqrt()   # λ's pull, ∂x̂₀/∂x_t ≈ I/√ᾱ_t
         return guidance.guide(eps, grad, 1.0, (1 - a).sqrt())   # eq. 14 with s and λ already inside grad
     return eps_guided
 
