@@ -76,6 +76,7 @@ def cmd_train(args) -> None:
     if args.kind in ("toy", "toy-cdm", "toy-mdm"):
         return train_toy_cmd(args)
     args.lr = TrainConfig().lr if args.lr is None else args.lr
+    args.mixed_var = TrainConfig().mixed_var if args.mixed_var is None else args.mixed_var
     from .train import train
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     command = "jdx " + " ".join(shlex.quote(a) for a in args.argv)
@@ -102,7 +103,8 @@ def train_toy_cmd(args) -> None:
             args.kind, args.data, args.out, steps=args.steps, batch=args.batch_size,
             lr=TOY_LR if args.lr is None else args.lr, seed=args.seed,
             T=args.T if args.T != TrainConfig().T else ToyConfig().T, lam=args.lam, w_ce=args.w_ce,
-            diffusion=diffusion, progress=progress, command="jdx " + " ".join(shlex.quote(a) for a in args.argv))
+            diffusion=diffusion, mixed_var=args.mixed_var, progress=progress,
+            command="jdx " + " ".join(shlex.quote(a) for a in args.argv))
     finally:
         bar.close()
     print(", ".join(f"{k} {v:.4f}" for k, v in kept.items()) + f"; checkpoint: {stem}.safetensors + {stem}.json")
@@ -423,7 +425,8 @@ def cmd_counterfactual(args) -> None:
                    "judge": None if judge is None else judge.info.name, "separate": v.separate,
                    "p_target_separate": None if p_sep is None else float(p_sep[k]),
                    "probs_separate": None if p_sep is None else [round(float(p), 6) for p in p_sep],
-                   "agree": v.agree, "weak": v.weak, "invisible": v.invisible, "warnings": v.warnings}
+                   "agree": v.agree, "weak": v.weak, "invisible": v.invisible, "missed": v.missed,
+                   "warnings": v.warnings}
             summary.write(json.dumps(row) + "\n")
             if args.json:
                 print(json.dumps(row))
@@ -537,6 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--K", type=int, default=d.K, help="mdm: variables per pixel (default: the diffusion's own)")
     p.add_argument("--aux-var", type=float, default=d.aux_var, help="mdm: stationary variance of the auxiliaries")
     p.add_argument("--init-aux-var", type=float, default=d.init_aux_var, help="mdm: variance of q(v0 | x)")
+    p.add_argument("--mixed-var", type=float, default=None,
+                   help="mdm / toy-mdm: the score net corrects the exact noise prediction for N(0, MIXED_VAR) data "
+                        "(Dockhorn et al.'s mixed score); 0: the net predicts the noise alone. Default: 0 for mdm, "
+                        "the data's variance for toy-mdm")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-n", type=int, default=d.eval_n)
     p.add_argument("--save-every-s", type=float, default=d.save_every_s)

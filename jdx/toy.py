@@ -234,9 +234,10 @@ def probability_mass(model: ToyCDM, half_width: float = 4.0, n: int = 400) -> fl
 
 def train_toy_checkpoint(kind: str, data: str, out: str | None = None, *, steps: int = 4000, batch: int = 512,
                          lr: float = TOY_LR, seed: int = 0, T: int | None = None, lam: float = 1.0, w_ce: float = 0.01,
-                         diffusion=None, progress=None, command: str = "") -> tuple["Path", dict]:
+                         diffusion=None, mixed_var: float | None = None, progress=None,
+                         command: str = "") -> tuple["Path", dict]:
     """Train a 2-D model and save it: kind toy (joint), toy-cdm (noise-level classifier) or toy-mdm (a
-    multivariate diffusion, `diffusion` a jdx.mdm.DiffusionConfig). out defaults to
+    multivariate diffusion, `diffusion` a jdx.mdm.DiffusionConfig; mixed_var: jdx.mdm.toy.train_toy_mdm's). out defaults to
     checkpoints/toy-DATA[-cdm | -DIFFUSION]. progress(step, mse, ce=0) after each step. Returns the stem and
     the metrics written to its JSON."""
     from . import checkpoint
@@ -247,7 +248,7 @@ def train_toy_checkpoint(kind: str, data: str, out: str | None = None, *, steps:
         from .mdm.toy import train_toy_mdm
         if diffusion is None:
             raise ValueError("toy-mdm needs a diffusion (jdx.mdm.DiffusionConfig)")
-        model, metrics = train_toy_mdm(data, diffusion, steps, batch, lr, seed, progress)
+        model, metrics = train_toy_mdm(data, diffusion, steps, batch, lr, seed, progress, mixed_var=mixed_var)
         keep, suffix = ("test_nll_nats", "test_nll_se"), f"-{diffusion.name}"
     elif kind == "toy":
         model, metrics = train_toy(config, steps, batch, lr, lam, seed, progress)

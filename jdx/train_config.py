@@ -53,6 +53,7 @@ class TrainConfig:
     K: int = 0                       # variables per pixel; 0: the diffusion's own (1, 2, 3, 3, 2)
     aux_var: float = 1.0             # stationary variance of the auxiliaries
     init_aux_var: float = 0.01       # q(v₀ | x) = N(0, init_aux_var)
+    mixed_var: float = 0.0           # mdm: > 0, the net corrects the exact ε̂ of N(0, mixed_var) data (MDM.eps)
     # model shape
     image_size: int = 28
     channels: int = 1
@@ -81,7 +82,8 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         K = cfg.K or DIFFUSIONS.get(cfg.diffusion, 1)
         unet = UNetConfig(K * cfg.channels, K * cfg.channels, cfg.image_size, cfg.base_channels, tuple(cfg.channel_mult),
                           cfg.num_res_blocks, tuple(cfg.attention_levels), cfg.dropout)
-        return MDM(MDMConfig(DiffusionConfig(cfg.diffusion, K, cfg.aux_var, cfg.init_aux_var), unet))
+        return MDM(MDMConfig(DiffusionConfig(cfg.diffusion, K, cfg.aux_var, cfg.init_aux_var), unet,
+                             mixed_var=cfg.mixed_var))
     if cfg.kind == "ddpm":
         return DiffusionModel(unet, schedule)
     if cfg.kind == "joint":

@@ -170,8 +170,23 @@ def test_toy_mdm_cli_learned(tmp_path, capsys):
                  "--batch-size", "64", "--out", str(out), "--quiet"]) == 0
     model = checkpoint.load(out)
     assert model.kind == "mdm" and not model.is_image
+    assert model.config.mixed_var == pytest.approx(0.195, abs=0.01)     # toy-mdm's default: the data's variance
     assert main(["eval", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["test_nll_nats"] > 0
+
+
+@pytest.mark.parametrize("name", ["cld", "malda", "learned"])
+def test_the_mixed_score_with_a_silent_net_is_the_exact_gaussian_score(name):
+    """mixed_var > 0: ε̂ = the exact ε̂ of N(0, mixed_var) data + the net. With the net's last layer zeroed the
+    model must equal ExactGaussianScore at every τ (batched and one τ for all), and it survives a checkpoint."""
+    K = DIFFUSIONS[name]
+    model = MDM(MDMConfig(DiffusionConfig(name, K), mlp=MLPConfig(dim=1, hidden=16, depth=2), mixed_var=0.2))
+    torch.nn.init.zeros_(model.net.net[-1].weight), torch.nn.init.zeros_(model.net.net[-1].bias)
+    exact = ExactGaussianScore(model.diffusion, 0.0, 0.2)
+    y = torch.randn(5, K, 1)
+    for tau in (torch.tensor([1e-4, 0.01, 0.3, 1.0, 4.0], dtype=torch.float64), torch.tensor(0.3).expand(5)):
+        assert torch.allclose(model.eps(y, tau), exact.eps(y, tau), atol=1e-4, rtol=1e-4)
+    assert MDMConfig.from_dict(model.config.to_dict()).mixed_var == 0.2
 
 
 def test_reverse_is_a_pure_function_of_a_noise_predictor_with_a_callback():

@@ -58,3 +58,14 @@ def perturb(diffusion: LinearDiffusion, x: Tensor, tau: Tensor, eps: Tensor) -> 
     Phi, Sigma = transition(diffusion, tau)
     L = cholesky(Sigma)
     return mean(Phi, x) + apply(L, eps), L
+
+
+def gaussian_eps(diffusion: LinearDiffusion, tau: Tensor, var: float) -> Tensor:
+    """The exact noise prediction if every data value were N(0, var): y_τ is then N(0, C_τ) with
+    C_τ = Σ_τ + var·Φ_τ[:, 0] Φ_τ[:, 0]ᵀ, so E[ε | y_τ] = L_τᵀ C_τ⁻¹ y_τ. Returns the (B, K, K) matrix
+    L_τᵀ C_τ⁻¹ (float64) for τ (B,); one kernel when every τ is equal (a sampler's step)."""
+    one = bool((tau == tau[0]).all())
+    Phi, Sigma = transition(diffusion, tau[:1] if one else tau)
+    c = Phi[:, :, :1]
+    G = cholesky(Sigma).transpose(1, 2) @ torch.linalg.inv(Sigma + var * c @ c.transpose(1, 2))
+    return G.expand(len(tau), -1, -1) if one else G

@@ -12,6 +12,7 @@ from ..results import LossOutput
 from ..unet import UNetConfig
 from .diffusions import DiffusionConfig, LinearDiffusion, s_of_tau
 from .elbo import bits_per_dim, dequantize_logit, elbo
+from .kernel import apply, gaussian_eps
 from .nets import ImageScoreNet, MLPConfig, PointScoreNet
 
 
@@ -20,9 +21,10 @@ class MDMConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     unet: UNetConfig | None = None        # images: in/out channels = K · C
     mlp: MLPConfig | None = None          # 2-D points
+    mixed_var: float = 0.0                # > 0: the net corrects the exact ε̂ of N(0, mixed_var) data (MDM.eps)
 
     def to_dict(self) -> dict:
-        out = {"diffusion": self.diffusion.to_dict()}
+        out = {"diffusion": self.diffusion.to_dict(), "mixed_var": self.mixed_var}
         if self.unet is not None:
             out["unet"] = self.unet.to_dict()
         if self.mlp is not None:
@@ -32,7 +34,7 @@ class MDMConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "MDMConfig":
         return cls(DiffusionConfig(**d["diffusion"]), UNetConfig.from_dict(d["unet"]) if "unet" in d else None,
-                   MLPConfig(**d["mlp"]) if "mlp" in d else None)
+                   MLPConfig(**d["mlp"]) if "mlp" in d else None, d.get("mixed_var", 0.0))
 
 
 class MDM(nn.Module):
@@ -67,9 +69,15 @@ class MDM(nn.Module):
         return self.config.to_dict()
 
     def eps(self, y: Tensor, tau: Tensor) -> Tensor:
-        """ε̂(y_τ, τ): y (B, K, …), τ (B,) or a number."""
+        """ε̂(y_τ, τ): y (B, K, …), τ (B,) or a number. With mixed_var > 0 the "mixed score" of Dockhorn et al.
+        (2022, §3.2): the net adds a correction to the exact ε̂ of Gaussian data, so it need not learn the
+        Gaussian part itself. Without it CLD and MALDA, whose noise reaches the data only through the
+        auxiliaries, stayed at a Gaussian fit's likelihood on the two moons (README "Auxiliary variables")."""
         tau = torch.as_tensor(tau, dtype=torch.float64, device=y.device).expand(y.shape[0])
-        return self.net(y, s_of_tau(tau).float())
+        out = self.net(y, s_of_tau(tau).float())
+        if self.config.mixed_var > 0:
+            out = out + apply(gaussian_eps(self.diffusion, tau, self.config.mixed_var), y)
+        return out
 
     def bits_per_dim(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Images in [−1, 1] → one-sample upper bound on bits/dim, (B,)."""

@@ -54,10 +54,12 @@ def toy_models() -> dict[str, list[str]]:
 
 
 def image_models() -> list[str]:
-    """The image MDMs, the one the view opens on first: the learned diffusion (it has auxiliaries and its
-    100-step samples are garments; the shipped CLD's are still near-blank, README "Multivariate diffusions")."""
+    """The image MDMs, the one the view opens on first: CLD, the textbook auxiliary variable (a velocity), whose
+    samples are garments since its mixed-score retraining (session 11; before, they were near-blank and the
+    view opened on the learned diffusion), then the learned one."""
     names = [n for n, meta in _metas().items() if "unet" in meta["config"]]
-    return sorted(names, key=lambda n: (_metas()[n]["config"]["diffusion"]["name"] != "learned", n))
+    first = {"cld": 0, "learned": 1}
+    return sorted(names, key=lambda n: (first.get(_metas()[n]["config"]["diffusion"]["name"], 2), n))
 
 
 @lru_cache(maxsize=8)
@@ -152,7 +154,7 @@ def aux_image(image, mdm_name: str = "", seed: int = 0):
     rev_fig = variable_mosaic(frames, f"reverse: a sample from noise ({REVERSE_STEPS} Euler–Maruyama steps)")
     bpd = model.info.metrics.get("test_bpd")
     d = model.diffusion
-    summary = (f"**{mdm_name}** — {d.config.name}, K = {d.K} variables per pixel"
+    summary = (f"**{mdm_name}** — {d.config.name}, K = {d.K} variable{'s' if d.K > 1 else ''} per pixel"
                + (f"; test bits/dim {bpd:.3f}" if bpd is not None else "")
                + f". Final sample pixel range {lo:.2f} … {hi:.2f}.")
     if hi < BLANK:
