@@ -156,7 +156,8 @@ def open_image(source) -> Image.Image:
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """Palette, 16-bit and float images → 8-bit RGB(A) or L, alpha composited over black (the data's background)."""
+    """Palette, 16-bit and float images → 8-bit RGB or L; alpha composited over black or white, whichever the
+    visible pixels stand out from."""
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -166,8 +167,15 @@ def _to_8bit(img: Image.Image) -> Image.Image:
             hi = 255.0
         img = Image.fromarray(np.clip((a - lo) / (hi - lo) * 255 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA"):
+        # Transparent means "no object here": composite over whichever of black and white the visible pixels
+        # stand out from, then the usual pipeline (inversion included) treats it as background. Over black
+        # always, a dark object on a transparent sheet vanished into a black picture.
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        a = np.asarray(rgba, dtype=np.float64)
+        alpha = a[..., 3] / 255
+        luma = (a[..., :3] @ [0.299, 0.587, 0.114] * alpha).sum() / max(alpha.sum(), 1e-9)
+        level = 0 if luma >= 128 else 255
+        background = Image.new("RGBA", rgba.size, (level, level, level, 255))
         img = Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
@@ -218,7 +226,7 @@ def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: 
         arr = np.asarray(view.image.resize((image_size, image_size), Image.Resampling.LANCZOS), dtype=np.uint8)
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         steps = tuple(view.steps) + (f"resized to {image_size}×{image_size}",)
-        stages = tuple(view.stages) + ((f"model input {image_size}×{image_size}", Image.fromarray(
+        stages = tuple(view.stages) + ((f"{image_size}×{image_size} input", Image.fromarray(
             arr[0] if channels == 1 else arr.transpose(1, 2, 0)).resize((96, 96), Image.Resampling.NEAREST)),)
         return Prepared(torch.from_numpy(arr.copy()), original, view.inverted, view.box, view.crop, steps, stages,
                         preprocess)

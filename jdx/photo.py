@@ -99,7 +99,7 @@ def fashion_mnist_view(img: Image.Image, shadow_floor: float = 0.10, shadow_frac
     else:
         fg = ramp
     steps.append(f"background and shadow suppressed (differences under {threshold:.0f}/255 → black)")
-    stages.append(("background removed", _small(fg)))
+    stages.append(("no background", _small(fg)))      # short: a caption fits a 104-px thumbnail
     ys, xs = np.nonzero(mask)
     crop = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     fg = fg[crop[1]:crop[3], crop[0]:crop[2]]

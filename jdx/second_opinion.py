@@ -57,11 +57,12 @@ class Verdict(NamedTuple):
     invisible: bool             # flipped with a mean |Δ| below INVISIBLE_L1
     warnings: list[str]         # in words, for the CLI and the page
     weak: bool = False          # the separate classifier agrees, but with probability below SURE
+    missed: bool = False        # the joint model's class for the counterfactual has no weight in the target
 
     @property
     def believed(self) -> bool:
         """Both classifiers name a class the target mixture weights and the edit is not invisible."""
-        return bool(self.agree) and not self.invisible
+        return bool(self.agree) and not self.invisible and not self.missed
 
 
 def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -> Verdict:
@@ -73,6 +74,11 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
     warnings = []
     if invisible:
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): {ADVERSARIAL}")
+    missed = bool(w[int(p1.argmax())] <= 0)
+    if missed:
+        asked = ", ".join(names[k] for k in np.flatnonzero(w > 0))
+        warnings.append(f"the edit missed the target: the joint model calls the result {joint}, which is not in the "
+                        f"target ({asked}); raise t* or s")
     separate = agree = None
     weak = False
     if p_separate is not None:
@@ -85,4 +91,4 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
             weak = True
             warnings.append(f"the separate classifier agrees only weakly ({separate} at {p_sure:.0%} < {SURE:.0%}): "
                             "a weak second opinion")
-    return Verdict(before, joint, separate, flipped, agree, invisible, warnings, weak)
+    return Verdict(before, joint, separate, flipped, agree, invisible, warnings, weak, missed)

@@ -103,7 +103,11 @@ def test_predict_attribute_robustness(client, images):
         assert fig["type"] == "matplotlib" and fig["plot"].startswith("data:image")
     curves = client.predict("tiny-joint", handle_file(str(images["vbar"])), api_name="/robustness")
     assert curves["columns"] == ["noise level t", "probability", "class"]
-    assert {row[2] for row in curves["data"]} == {"square", "vbar", "hbar"} and len(curves["data"]) == 21 * 3
+    drawn = [row for row in curves["data"] if row[1] is not None]
+    pad = [row for row in curves["data"] if row[1] is None]         # first: every series, in one fixed order
+    assert curves["data"][:len(pad)] == pad and {r[2] for r in pad[:3]} == {"square", "vbar", "hbar"}
+    assert [r[2] for r in pad[3:]] == ["other classes (sum)", "frame on screen"]
+    assert {row[2] for row in drawn} == {"square", "vbar", "hbar"} and len(drawn) == 21 * 3
 
 
 def test_denoise_scrub_gif_per_session(app_url, images):
@@ -114,10 +118,9 @@ def test_denoise_scrub_gif_per_session(app_url, images):
     rb = b.predict("tiny-joint", handle_file(str(images["vbar"])), "my image, noised to t*", 30, "ddpm", 5, "hbar", 4,
                    2, api_name="/denoise")
     assert "t = 0" in ra[2] and ra[3]["maximum"] == 10 and rb[3]["maximum"] == 5   # caption; slider range
-    assert set(rb[4]["color_map"]) >= {"hbar", "frame on screen"}     # an update: the table and its colours
-    plot = rb[4]["value"]                          # a native line plot: p(y | x_t, t) per frame, and the rule
+    plot = rb[4]                                   # a native line plot: p(y | x_t, t) per frame, and the rule
     frame_col, prob_col, class_col = plot["columns"]
-    rows = [dict(zip(plot["columns"], r)) for r in plot["data"]]
+    rows = [dict(zip(plot["columns"], r)) for r in plot["data"] if r[1] is not None]   # not the empty pad rows
     assert plot["mark"] == "line" and prob_col == "probability" and class_col == "class"
     assert {r[frame_col] for r in rows if r["class"] != "frame on screen"} == set(range(6))      # 5 steps + the end
     assert sorted(r[frame_col] for r in rows if r["class"] == "frame on screen") == [5, 5]      # the last frame
@@ -382,3 +385,21 @@ def test_an_answer_whose_input_changed_while_it_ran_is_dropped():
     assert isinstance(f(3, alice, _jdx_request=alice), type(gr.skip()))  # alice changed her picture: dropped
     assert f(3, bob, _jdx_request=alice) == 6                            # another session's change: lands
     assert f(4) == 8                                                     # no request (a direct call): lands
+
+
+def test_a_class_plot_keeps_one_colour_domain_and_gets_its_legend_apart():
+    """Every class table starts with one empty row per possible series in one order (the browser's colour
+    domain never changes, so a new picture's lines get their own colours), and the legend is a separate update
+    naming only the series drawn (sent with a new table, Gradio rebuilt the chart on the old rows)."""
+    import gradio as gr
+    from jdx.ui import native
+    names = ["square", "vbar", "hbar"]
+    plot = gr.LinePlot(x="noise level t", y="probability", color="class")
+    for probs in (np.array([[0.9, 0.1, 0.0], [0.5, 0.3, 0.2]]), np.array([[0.0, 0.2, 0.8], [0.1, 0.1, 0.8]])):
+        table = native.padded(native.class_curves([0, 100], probs, names, top=2), names)
+        assert list(table["class"][:5]) == names + [native.OTHERS, native.MARK]
+        assert table["probability"][:5].isna().all()
+        update = native.legend(plot.postprocess(table))
+        assert update["color_map"] == native.colours(names)
+        top2 = [names[k] for k in np.argsort(-probs.max(0))[:2]]
+        assert update["colors_in_legend"] == top2 + [native.OTHERS]

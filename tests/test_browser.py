@@ -186,6 +186,8 @@ def test_a_brush_stroke_on_the_canvas_becomes_the_image(page):
     expect(canvas).to_be_visible(timeout=30_000)
     brush = page.locator("#sketch button[aria-label='Brush']")
     expect(brush).to_have_class(re.compile("highlight"), timeout=15_000)   # picked for us: no click needed
+    page.locator("#sketch button[aria-label='Clear canvas']").click()     # a person starts over …
+    expect(brush).to_have_class(re.compile("highlight"), timeout=15_000)   # … and can draw at once
     before = page.locator("#input-image img").get_attribute("src")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()

@@ -247,6 +247,24 @@ def test_verdicts_warn_in_words():
     assert "weak second opinion" in weak and "✓" not in weak
     noise = verdicts(names, w, p0, p1, np.array([0.1, 0.9, 0.0]), l1=0.1, ood=True)   # agreement on an OOD input
     assert "says little" in noise and "✓" not in noise
+    fooled = verdicts(names, w, p0, p1, np.array([0.1, 0.9, 0.0]), l1=0.005)   # both agree, but nothing visible
+    assert "adversarial edit" in fooled and "✓" not in fooled
+    mix = np.array([0.0, 0.5, 0.5])                        # asked for vbar or hbar, got square
+    missed = verdicts(names, mix, np.array([0.1, 0.8, 0.1]), np.array([0.7, 0.2, 0.1]), np.array([0.8, 0.1, 0.1]),
+                      l1=0.1)
+    assert "missed the target" in missed and "(vbar, hbar)" in missed and "missed" not in agree
+
+
+def test_the_page_says_what_adaptive_and_best_of_did():
+    pytest.importorskip("gradio")
+    from jdx.counterfactual import CANDIDATES, LADDER
+    from jdx.ui.counterfactual import method_note
+    assert method_note("dime", None, 300, 400, 1.5, "Bag") == ""
+    assert "no harder redo ran" in method_note("adaptive", 0, 300, 400, 1.5, "Bag")
+    redo = method_note("adaptive", 1, 300, 400, 1.5, "Bag")
+    assert "rung 2" in redo and f"s = {400 * LADDER[1][1]:g}" in redo
+    assert "no rung was accepted" in method_note("adaptive", -1, 300, 400, 1.5, "Bag")
+    assert f"candidate 2 of {CANDIDATES}" in method_note("best-of", 1, 300, 400, 2, "Bag")
 
 
 def test_app_handler_asks_the_separate_classifier(tiny_joint, tiny_classifier, shapes_dir, app_checkpoints):
@@ -325,6 +343,9 @@ def test_verdict_in_words():
     assert ADVERSARIAL in bad.warnings[0] and "disagree" in bad.warnings[1] and "square" in bad.warnings[1]
     alone = verdict(names, w, p0, p1, None, l1=0.1)
     assert alone.separate is None and alone.agree is None and alone.warnings == []
+    elsewhere = verdict(names, w, p0, [0.2, 0.1, 0.7], [0.1, 0.1, 0.8], l1=0.1)   # both say hbar; asked vbar
+    assert elsewhere.agree and elsewhere.missed and not elsewhere.believed
+    assert "missed the target" in elsewhere.warnings[0] and "(vbar)" in elsewhere.warnings[0]
 
 
 def test_cli_judge(tiny_joint, tiny_classifier, shapes_dir, tmp_path, capsys):

@@ -159,3 +159,13 @@ def test_restore_edit_carries_only_the_change_onto_a_photo():
     y_cf = y.clone()
     y_cf[:, 5:9, 5:9] = 0.5
     assert np.array_equal(np.asarray(restore_edit(y, y_cf, q)), np.asarray(restore_like(y_cf, q)))
+
+
+@pytest.mark.parametrize("colour", [(20, 20, 20), (40, 40, 40), (230, 230, 230)])
+def test_a_transparent_background_is_background_for_dark_and_light_objects(colour):
+    """A garment cut out on a transparent sheet: the model sees a bright garment on black whatever its colour
+    (composited over black, a dark one vanished into a black picture)."""
+    img = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    img.paste(Image.new("RGBA", (24, 36), (*colour, 255)), (18, 12))
+    x = image_to_input(img)[0, 0]
+    assert x[14, 14] > 0.5 and x[1, 1] < -0.9, (float(x[14, 14]), float(x[1, 1]))

@@ -33,3 +33,19 @@ def test_live_steps_on_a_tiny_model(tiny_joint, tmp_path, app_checkpoints):
     assert "**square**" in said and pic.width > 2.5 * pic.height
     with pytest.raises(Exception, match="unknown class .cat.; classes: 0=hbar"):
         lesson.lesson_guidance("tiny-joint", str(path), "cat")
+
+
+def test_the_likelihood_step_scores_the_page_image_alone(tiny_joint, tmp_path, app_checkpoints):
+    """Step 7 answers for the page's image (the one every other step shows) and says only the likelihood; its
+    picker loads an example into that image instead of scoring a different picture of its own."""
+    from pathlib import Path
+    ck = Path(__file__).resolve().parents[1] / "checkpoints"
+    app_checkpoints(**{"tiny-joint": tiny_joint, "fmnist-cdm": ck / "fmnist-cdm"})
+    path = tmp_path / "blob.png"
+    Image.fromarray(shape_image(0, np.random.default_rng(0))).save(path)
+    fig, said = lesson.lesson_likelihood("tiny-joint", str(path))
+    assert said.startswith("Your image: raw likelihood") and "bits/dim" in said and "True t" not in said
+    assert fig is not None
+    assert lesson.example_path("8-bag-0.png").endswith("8-bag-0.png")
+    with pytest.raises(Exception, match="pick an example"):
+        lesson.example_path("cat.png")

@@ -48,7 +48,7 @@ def test_photo_pipeline_inverts_suppresses_background_and_crops():
     assert a.shape[0] == a.shape[1] and abs(a.shape[0] - 90) <= 2  # a square of the longer side
     assert a[:, :5].max() == 0 and a[:, -5:].max() == 0       # centred horizontally: black margins
     assert a[5:15, 40:50].mean() > 200                         # the garment is bright, as in Fashion-MNIST
-    assert [c for c, _ in view.stages] == ["upload", "inverted", "background removed", "cropped", "square"]
+    assert [c for c, _ in view.stages] == ["upload", "inverted", "no background", "cropped", "square"]
 
 
 def test_prepare_image_records_the_steps_and_matches_fashion_mnist_layout():

@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from ..counterfactual import DEFAULT, METHODS, PER_METHOD
+from ..counterfactual import CANDIDATES, DEFAULT, LADDER, METHODS, PER_METHOD
 from ..second_opinion import ADVERSARIAL, judge_name, verdict
 from ..viz import trajectory_strip
 from . import batches, compute, models
@@ -48,6 +48,10 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
     on noise both can be steered), so no ✓ is given."""
     v = verdict(names, w, p0, p1, p_sep, l1)
     lines = [f"**Joint model** (steered the edit): **{v.joint}** ({p1.max():.0%})."]
+    if v.missed:
+        asked = ", ".join(names[k] for k in np.flatnonzero(np.asarray(w) > 0))
+        lines.append(f"⚠ **The edit missed the target**: the joint model calls the result {v.joint}, which is not "
+                     f"among the classes you asked for ({asked}). Raise t\\* or s.")
     if v.separate is None:
         lines.append("No separately trained classifier ships for these classes: no second opinion.")
         return "  \n".join(lines)
@@ -59,7 +63,7 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
         lines.append(f"⚠ **The two classifiers disagree**: the joint model says {v.joint}, the separate classifier "
                      f"{v.separate}. The edit convinces only the model that steered it; do not read it as what a "
                      f"{v.joint} looks like.")
-    elif w[p1.argmax()] > 0 and v.flipped:
+    elif w[p1.argmax()] > 0 and v.flipped and not v.invisible:     # an invisible flip gets no ✓ (⚠ above)
         if ood:
             lines.append(f"Both classifiers call the result {v.joint}, but on a picture unlike their training data "
                          "that agreement says little: both can be steered on noise.")
@@ -69,6 +73,24 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
         else:
             lines.append(f"✓ Both classifiers call the result **{v.joint}**.")
     return "  \n".join(lines)
+
+
+def method_note(method: str, rung, t_star: int, scale: float, lam: float, target: str) -> str:
+    """What adaptive and best-of did for this image (cf.rung): adaptive's result equals dime's whenever its
+    first rung is accepted, and the page said nothing, so the two looked like one method."""
+    if rung is None or method not in ("adaptive", "best-of"):
+        return ""
+    r = int(rung)
+    if method == "best-of":
+        return (f"best-of kept candidate {r + 1} of {CANDIDATES}: the one whose joint-model features lie nearest "
+                f"real training images of {target}.\n\n")
+    if r == 0:
+        return ("adaptive: the joint model accepted the first edit, so no harder redo ran (this is the dime edit "
+                "at these settings).\n\n")
+    a, b, c = LADDER[r]          # r = −1 (none accepted): the last rung, which the image kept
+    head = ("no rung was accepted; this is the last one" if r < 0
+            else f"the first edit was not accepted; this is rung {r + 1}")
+    return f"adaptive: {head}, with a harder pull (t* = {t_star * a:g}, s = {scale * b:g}, λ = {lam * c:g}).\n\n"
 
 
 def _split(args, n_classes: int):
@@ -107,8 +129,9 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
         p = compute.run(lambda: model.predict(x.to(next(model.parameters()).device))[0].cpu().numpy())
         k = int(np.argsort(-p)[1])
         w[k] = 1.0
+        share = "under 1 %" if p[k] < 0.005 else f"{p[k]:.0%}"     # "(0%)" read as if the class were impossible
         chosen = (f"*No class slider was set: edited toward **{names[k]}**, the classifier's second choice for "
-                  f"this picture ({p[k]:.0%}). Move a class slider to pick the target.*\n\n")
+                  f"this picture (it gives it {share}). Move a class slider to pick the target.*\n\n")
     if len(weights) > len(names) and any(float(v or 0) for v in weights[len(names):]):
         raise gr.Error(f"{model.info.name} has {len(names)} classes; got weights for {len(weights)}.")
     T = model.schedule.T
@@ -133,7 +156,10 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
                f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
                f"s = {scale:g}, λ = {lam:g}, gradient: {GUIDE_WORDS.get(d.guide, d.guide)}.\n\n")
     warning = compute.run(lambda: ood_warning(model, cf.x))     # first: it qualifies every verdict below it
-    summary = chosen + summary + (f"{warning}\n\n" if warning else "") + verdicts(names, w, p0, p1, p_sep, l1,
+    asked = [names[k] for k in np.flatnonzero(w > 0)]
+    note = method_note(method, None if cf.rung is None else cf.rung[0], t_star, scale, lam,
+                       asked[0] if len(asked) == 1 else "the target's classes")
+    summary = chosen + summary + note + (f"{warning}\n\n" if warning else "") + verdicts(names, w, p0, p1, p_sep, l1,
                                                                                  ood=bool(warning))
     return ((big(cf.x[0]), big(cf.x_cf[0])), signed_with_scale(diff, "x_cf − x: red brighter, blue darker"),
             probability_bars(p0, p1, names, w / w.sum(), p_sep),

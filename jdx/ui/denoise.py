@@ -142,13 +142,11 @@ def _table(traj: dict, i: int):
 
 
 def _plot(traj: dict, i: int):
-    """The plot after a run: the table, and colours for its series (None for a model without a classifier).
-    The rule needs no legend entry (the caption names the frame), and the legend has no room for one."""
+    """The plot after a run: the table (None for a model without a classifier); its colours and legend follow
+    in an update of their own (native.legend). The rule needs no legend entry (the caption names the frame)."""
     if traj["probs"] is None:
         return None
-    table = _table(traj, i)
-    return gr.update(value=table, color_map=native.colours(traj["names"]),
-                     colors_in_legend=[c for c in dict.fromkeys(table["class"]) if c != native.MARK])
+    return native.padded(_table(traj, i), traj["names"])
 
 
 def _caption(traj: dict, i: int) -> str:
@@ -156,6 +154,8 @@ def _caption(traj: dict, i: int) -> str:
     if traj["probs"] is not None:
         k = int(np.argmax(traj["probs"][i]))
         text += f" — classifier: {traj['names'][k]} ({traj['probs'][i][k]:.0%})"
+    else:      # the plot beside it stays empty: say why
+        text += " — this model has no classifier, so there is no p(y | x_t) to plot (a joint model has one)"
     return text
 
 
@@ -172,7 +172,7 @@ def mark(traj: dict | None, i: int):
     the colours made the browser draw the plot before its new table arrived, one frame behind."""
     if not traj or traj["probs"] is None:
         return gr.skip()
-    return _table(traj, int(min(max(int(i), 0), len(traj["t"]) - 1)))
+    return native.padded(_table(traj, int(min(max(int(i), 0), len(traj["t"]) - 1))), traj["names"])
 
 
 def export_gif(traj: dict | None) -> str:
@@ -204,6 +204,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
         x0 = gr.Image(label="x̂₀ (guess of x₀)", format="png", interactive=False,
                       elem_classes="pixelated", height=240, scale=1, elem_id="denoise-x0")
         plot = gr.LinePlot(x=FRAME_AXIS, y="probability", color="class", y_lim=[0, 1], height=300, scale=2,
+                           color_map=native.colours(class_names),
                            title="p(y | x_t, t) along the run",
                            tooltip="all", label="classifier along the way",
                            show_label=False, elem_id="denoise-plot")
@@ -222,7 +223,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     outputs = [x_t, x0, caption, traj, frame, plot]
     clear_on_failure(run.click(denoise, [model_box, image, start, t_star, sampler, steps, guide, scale, seed],
                                outputs, api_name="denoise", show_progress_on=[plot],
-                               concurrency_limit=DENOISE_CONCURRENCY), outputs)
+                               concurrency_limit=DENOISE_CONCURRENCY), outputs) \
+        .success(native.legend, plot, plot, queue=False, api_name=False, show_progress="hidden")
     frame.change(scrub, [traj, frame], [x_t, x0, caption], api_name="scrub", show_progress="hidden") \
         .then(mark, [traj, frame], plot, api_name=False, show_progress="hidden")
     gif_btn.click(export_gif, traj, gif, api_name="gif")

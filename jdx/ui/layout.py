@@ -238,6 +238,7 @@ def build(default: str | None = None) -> gr.Blocks:
         # Gradio's editor starts with no tool chosen ("select the draw tool to start"): pick the brush as
         # soon as the canvas is shown, so the first stroke draws.
         draw_box.expand(None, None, None, js=SELECT_BRUSH)
+        sketch.clear(None, None, None, js=SELECT_BRUSH)      # "Clear canvas" deselected the brush too
         use.click(use_drawing, sketch, image, api_name="use_drawing")
         start = first_example()
         if start is not None:     # the image's change event then fills the Predict and Learn views

@@ -145,6 +145,13 @@ def toy_reverse(name: str = "moons", n: int = 400, sampler: str = "ddpm", seed: 
                           particles=gen.images.numpy())
 
 
+def toy_samples(name: str = "moons"):
+    """The reverse process's end (its samples), what the pane shows until "Run the reverse process" plays it
+    (an empty pane on a first visit read as broken)."""
+    *_, last = toy_reverse(name, frames=1)
+    return last
+
+
 @on_compute_thread
 def toy_counterfactual(name: str = "moons", x0: float = -0.5, y0: float = 0.3, target: str = "",
                        t_star: int = 40, scale: float = 3.0, seed: int = 0):
@@ -186,7 +193,7 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         cdm_field = gr.Plot(toy_cdm_field(first), label="noise-level classifier field", show_label=False,
                             elem_id="toy-cdm-field")
     with gr.Row():
-        moving = gr.Plot(label="reverse process", show_label=False, elem_id="toy-moving")
+        moving = gr.Plot(toy_samples(first), label="reverse process", show_label=False, elem_id="toy-moving")
         path = gr.Plot(toy_counterfactual(first, target=TOY_SETS[first][1][-1]), label="counterfactual path",
                        show_label=False)
     with gr.Row():
@@ -199,8 +206,12 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         cf_btn = gr.Button("Walk the point", elem_id="toy-cf-btn")
     follow([data.change, toy_t.release], toy_field, [data, toy_t], field, api_name="toy_field")
     follow([data.change, toy_t.release], toy_cdm_field, [data, toy_t], cdm_field, api_name="toy_cdm_field")
-    follow(data.change, lambda d: gr.update(choices=TOY_SETS[d][1], value=TOY_SETS[d][1][-1]), data, target,
-           api_name="toy_classes")
+    # A new data set redraws every pane of the playground: the reverse process and the counterfactual path
+    # kept showing the moons beside a spiral field.
+    classes = follow(data.change, lambda d: gr.update(choices=TOY_SETS[d][1], value=TOY_SETS[d][1][-1]), data,
+                     target, api_name="toy_classes")
+    classes.then(toy_counterfactual, [data, px, py, target, toy_t_star, toy_scale], path, api_name=False) \
+        .then(toy_samples, data, moving, api_name=False, show_progress="hidden")
     clear_on_failure(reverse_btn.click(toy_reverse, data, moving, api_name="toy_reverse"), [moving])
     clear_on_failure(cf_btn.click(toy_counterfactual, [data, px, py, target, toy_t_star, toy_scale], path,
                                   api_name="toy_counterfactual"), [path])

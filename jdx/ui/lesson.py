@@ -10,6 +10,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from ..counterfactual import DEFAULT
 from ..generate import generate
 from ..samplers import ddim
 from ..viz import grid
@@ -56,7 +57,8 @@ STEPS = [
     Step("5 · A counterfactual",
          "Noise your image to t*, then walk back with guidance toward the class the model thought second most "
          "likely: the smallest edit that changes its mind. t* says how much may change.",
-         "Drag t*: small keeps the outline, large lets a new garment appear.",
+         "Drag t*: a small t* allows only small changes, and the page warns when one fools the model without "
+         "convincing a second classifier; a larger t* allows larger changes.",
          "Is the edit a change a person would make, or a trick that only fools the model?"),
     Step("6 · A classifier of noise levels",
          "A second network (a CDM) only learned to tell how noisy an image is: p(t | x_t). Its gradient turns out "
@@ -66,8 +68,8 @@ STEPS = [
     Step("7 · How likely is this image?",
          "Adding up what the noise-level classifier knows over all t gives the image's likelihood, in bits per "
          "dimension (bpd): fewer bits means the model finds the image more typical.",
-         "Pick different garments: the red line is the picked image among the test images' bits/dim; the summary "
-         "gives the number.",
+         "Load different garments (or upload your own): the red line is the image among the test images' "
+         "bits/dim; the sentence gives the number.",
          "Would a photo of a cat get more or fewer bits than a shirt? Why?"),
 ]
 
@@ -133,8 +135,14 @@ def lesson_guidance(model_name: str, image, target: str = ""):
     x0 = [generate(model, 1, weights=w if scale else None, scale=scale, steps=10, x_T=x_t, t_start=t).images
           for scale in (0.0, S_GUIDE)]                   # 10 DDIM steps from the same x_t, without and with guidance
     p = model.predict(x0[1])[0]
-    return (grid(torch.cat([x_t, *x0]).cpu(), nrow=3, scale=8),
-            f"The classifier on the guided result: **{target}** {float(p[k]):.0%}.")
+    said = f"The classifier that steered it, on the guided result: **{target}** {float(p[k]):.0%}."
+    judge = counterfactual_view.second_opinion(model)
+    if judge is not None:       # the steering classifier always agrees with itself; ask one that did not steer
+        q = judge.predict(x0[1].to(next(judge.parameters()).device))[0]
+        j = int(q.argmax())
+        said += (f" A separately trained classifier: **{names[j]}** {float(q[j]):.0%}"
+                 + (" — it agrees." if j == k else f" — ⚠ it disagrees: this steered the model, not the picture."))
+    return grid(torch.cat([x_t, *x0]).cpu(), nrow=3, scale=8), said
 
 
 def lesson_counterfactual(model_name: str, image, t_star: int = 250):
@@ -145,8 +153,9 @@ def lesson_counterfactual(model_name: str, image, t_star: int = 250):
     probs = compute.run(lambda: model.predict(x)[0].cpu().numpy())
     w = np.zeros(len(probs))
     w[int(np.argsort(probs)[-2])] = 1
-    (before, after), _, _, _, summary = counterfactual_view.counterfactual(model_name, image, int(t_star), 100.0, 0,
-                                                                           *w.tolist())
+    # the app's default pull: at s = 100 the keep-close term won at every t* and no garment ever changed
+    (before, after), _, _, _, summary = counterfactual_view.counterfactual(model_name, image, int(t_star),
+                                                                           DEFAULT.scale, 0, *w.tolist())
     pair = np.concatenate([np.asarray(before.convert("RGB")), np.full((before.height, 8, 3), 40, np.uint8),
                            np.asarray(after.convert("RGB"))], axis=1)
     return pair, summary
@@ -158,14 +167,21 @@ def lesson_noise_level(model_name: str, image, t: int = 200):
     return out[3], out[6]
 
 
-def lesson_likelihood(model_name: str, example: str):
-    """Step 7: bits per dimension of one example image (the Noise-level view's own handler)."""
+@on_compute_thread
+def lesson_likelihood(model_name: str, image):
+    """Step 7: bits per dimension of the page's image among the test images' (the Noise-level view's)."""
+    cdm = noise_level_view._pick_cdm("fmnist-cdm")
+    return noise_level_view.likelihood(cdm, models.image_input(cdm, image))
+
+
+def example_path(example: str) -> str:
+    """Step 7's picker puts an example into the page's image, so every step and the left panel show the same
+    picture (a picker of its own gave the likelihood of one image beside another)."""
     from .layout import example_paths
     paths = {p.rsplit("/", 1)[-1]: p for p in example_paths()}
     if example not in paths:
         raise gr.Error(f"pick an example: {', '.join(paths)}")
-    out = noise_level_view.noise_level(model_name, paths[example], "fmnist-cdm", 200, 0)
-    return out[5], out[6]
+    return paths[example]
 
 
 TAB_NAMES = ("1 · Noise", "2 · Prediction", "3 · One step", "4 · Guidance", "5 · Counterfactual",
@@ -222,8 +238,9 @@ def _wire(k: int, model_box, image, class_names, examples):
         clear_on_failure(t.release(fn, inputs, outputs, api_name="lesson_noise_level"), outputs)
     else:
         # a drop-down, not 30 radio buttons: in the lesson's large type those filled the projected screen
-        pick = gr.Dropdown(examples, value=examples[0] if examples else None, label="example image")
+        pick = gr.Dropdown(examples, value=None, label="load an example garment into the page's image")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
-        fn, inputs, outputs = lesson_likelihood, [model_box, pick], [fig, said]
-        clear_on_failure(pick.change(fn, inputs, outputs, api_name="lesson_likelihood"), outputs)
+        fn, inputs, outputs = models.if_image(lesson_likelihood, 2), [model_box, image], [fig, said]
+        loaded = pick.input(example_path, pick, image, api_name=False)
+        clear_on_failure(loaded.success(fn, inputs, outputs, api_name="lesson_likelihood"), outputs)
     return fn, inputs, outputs

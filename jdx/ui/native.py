@@ -51,3 +51,29 @@ def colours(names: Sequence[str]) -> dict[str, str]:
     class k in the palette the matplotlib figures use, the summed rest grey, the marked frame black."""
     from .plots import colour
     return {**{n: colour(k) for k, n in enumerate(names)}, OTHERS: "#b0b0b0", MARK: "#000000"}
+
+
+def padded(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The class table after one empty (NaN, not drawn) row per possible series, always in the same order.
+    Gradio takes the colour scale's domain from the series in the data, in order of appearance, and a page
+    that got a new table kept mapping colours on the old domain (a Trouser line drawn in Sneaker's pink, no
+    legend swatch for it); with these rows first the domain is the same for every picture and every frame."""
+    series = table.columns[-1]
+    every = list(colours(names))
+    head = pd.DataFrame({table.columns[0]: [table.iloc[0, 0]] * len(every), table.columns[1]: np.nan, series: every})
+    return pd.concat([head, table], ignore_index=True)
+
+
+def legend(plot) -> dict:
+    """gr.update(color_map, colors_in_legend) for a class plot already on the page (its PlotData: the padded
+    rows first, then the drawn ones). It must come in an update of its own, after the table: Gradio 6.31
+    rebuilds the chart when these change, and in an update that also carried a new table it rebuilt it with
+    the *previous* table's rows (the new legend over the old picture's curves)."""
+    import gradio as gr
+    rows = plot.get("data") if isinstance(plot, dict) else getattr(plot, "data", None)   # as the page sends it
+    if not rows:
+        return gr.skip()
+    every = [r[-1] for r in rows if r[1] is None]              # padded(): every series, colours() order
+    names = [c for c in every if c not in (OTHERS, MARK)]
+    shown = [c for c in dict.fromkeys(r[-1] for r in rows if r[1] is not None) if c != MARK]
+    return gr.update(color_map=colours(names), colors_in_legend=shown)

@@ -63,12 +63,7 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
         other = None
     errors = [float((x - x0).pow(2).mean()) for x in figs_x0]
 
-    clean = dequantize(x0.cpu(), torch.Generator().manual_seed(int(seed))).to(x0.device)
-    with torch.no_grad():
-        bpd = float(cdm.bits_per_dim(clean)[0])
-    png = float(png_bits_per_dim(x0)[0])
-    metrics = cdm.info.metrics
-
+    bpd_fig, likely = likelihood(cdm, x0, seed)
     expected_t = float((np.arange(len(probs)) * probs).sum())
     level_fig = plots.level_posterior(probs, t, T, expected_t)
     maps = [channel_mean(grad_F), channel_mean(x0_cdm - x0)] + ([channel_mean(figs_x0[1] - x0)] if other else [])
@@ -76,16 +71,27 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
         ([f"{other.info.name} x̂₀ − x₀ (MSE {errors[1]:.4f})"] if other else [])
     grad_fig = plots.heatmaps(maps, map_titles, shared=False, suptitle=f"t = {t}: the classifier's gradient and each "
                               "denoiser's error (own colour scales)")
-    bpd_fig = plots.bpd_histogram(metrics.get("nll_histogram"), bpd, metrics.get("ood_bpd", {}))
     summary = (f"True t = {t}; the classifier's guess: argmax {int(probs.argmax())}, mean {expected_t:.0f}. "
                f"x̂₀ error (MSE, [−1, 1] units): CDM {errors[0]:.4f}"
-               + (f", {other.info.name} {errors[1]:.4f}" if other else "")
-               + f". Your image: raw likelihood **{bpd:.2f} bits/dim**"
-               + (f" (test images: mean {metrics['nll_bpd']:.2f})" if "nll_bpd" in metrics else "")
-               + f"; PNG needs {png:.2f} bits/dim, so the complexity-corrected score is **{bpd - png:+.2f}**"
-               + _corrected_reference(cdm_name, bpd - png) + ".")
+               + (f", {other.info.name} {errors[1]:.4f}" if other else "") + ". " + likely)
     ddm_img = big(figs_x0[1][0]) if other else None
     return big(x_t[0]), big(x0_cdm[0]), ddm_img, level_fig, grad_fig, bpd_fig, summary
+
+
+def likelihood(cdm, x0: torch.Tensor, seed: int = 0):
+    """The CDM's one-pass likelihood of the clean image x0 (1, C, H, W) → (its place among the test images'
+    bits/dim, a histogram figure; the sentence that gives the raw and the complexity-corrected score)."""
+    clean = dequantize(x0.cpu(), torch.Generator().manual_seed(int(seed))).to(x0.device)
+    with torch.no_grad():
+        bpd = float(cdm.bits_per_dim(clean)[0])
+    png = float(png_bits_per_dim(x0)[0])
+    metrics = cdm.info.metrics
+    fig = plots.bpd_histogram(metrics.get("nll_histogram"), bpd, metrics.get("ood_bpd", {}))
+    text = (f"Your image: raw likelihood **{bpd:.2f} bits/dim**"
+            + (f" (test images: mean {metrics['nll_bpd']:.2f})" if "nll_bpd" in metrics else "")
+            + f"; PNG needs {png:.2f} bits/dim, so the complexity-corrected score is **{bpd - png:+.2f}**"
+            + _corrected_reference(cdm.info.name, bpd - png) + ".")
+    return fig, text
 
 
 def _corrected_reference(cdm_name: str, corrected: float) -> str:

@@ -25,7 +25,9 @@ encoder's features feed a small classifier. *Attributions* colour the pixels tha
 Gradients over random noise baselines; **noisy gradient × input** averages the gradient over noised
 copies of your image. An explanation must depend on the model: each title says whether the method passes
 the *randomisation check* — re-draw the classifier's weights and the map must change (Adebayo et al.
-2018). **Integrated Gradients from a black image fails it**: it is zero on every background pixel whatever
+2018). The check was measured once for this model on test images, so the title is the same for every
+picture: ρ is the rank correlation of the maps before and after re-drawing the head's / all weights, and a
+low ρ (the map changed) passes. **Integrated Gradients from a black image fails it**: it is zero on every background pixel whatever
 the weights, so it mostly outlines your picture; it is shown to teach that. The *robustness* plot noises
 your image more and more (t from 0 to T) and asks the classifier again. A classifier always names one of
 its classes — the **OOD check** below the label says whether your picture is like the training data at all."""
@@ -76,7 +78,9 @@ def ood_note(model, x: torch.Tensor, features: torch.Tensor | None = None) -> st
     r = det(x, features=features)
     score, thr = float(r.score[0]), r.threshold
     z = {k: float(v[0]) for k, v in standardised(r.components, det.cal).items()}
-    why = ", ".join(f"{k.replace('_', ' ')} {v:+.1f} σ" for k, v in z.items())
+    # "feature distance −0.9 σ" read as a negative distance: say where it lies against the training images
+    why = ", ".join(f"{k.replace('_', ' ')} {abs(v):.1f} σ {'above' if v >= 0 else 'below'} the training images' mean"
+                    for k, v in z.items())
     if not bool(r.in_distribution[0]):
         return (f"### ⚠ This picture is unlike the training data\nOOD score **{score:.2f}** > threshold {thr:.2f} "
                 f"({det.cal.percentile:.0f} % of training images score below it; {why}). The classifier must still "
@@ -140,7 +144,8 @@ def robustness(model_name: str, image, draws: int = 4):
     T = model.schedule.T
     ts = np.linspace(0, T, 21).round().astype(int).tolist()
     probs = noise_robustness(model, x, ts, draws=int(draws)).numpy()
-    return native.class_curves(ts, probs, model.info.class_names)
+    names = model.info.class_names
+    return native.padded(native.class_curves(ts, probs, names), names)
 
 
 PREDICT_CONCURRENCY = 16      # handlers mostly wait for the compute thread; more in flight → bigger batches
@@ -165,6 +170,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  label="attribute to class")
             attr = gr.Plot(label="attributions (captum)", show_label=False)
             robust = gr.LinePlot(x="noise level t", y="probability", color="class", y_lim=[0, 1], height=340,
+                                 color_map=native.colours(class_names),
                                  title="prediction as the image is noised (hover a line to read it)",
                                  label="prediction vs. noise level", show_label=False,
                                  tooltip="all", elem_id="predict-robust")
@@ -181,7 +187,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     event.success(current(prepared, 2), inputs, [seen, stages], api_name="prepared",
                   concurrency_limit=PREDICT_CONCURRENCY, show_progress="hidden", trigger_mode=FOLLOW)
     explained = event.success(current(attribute), inputs + [target], attr, api_name="attribute", trigger_mode=FOLLOW)
-    explained.success(current(robustness), inputs, robust, api_name="robustness", trigger_mode=FOLLOW)
+    explained.success(current(robustness), inputs, robust, api_name="robustness", trigger_mode=FOLLOW) \
+        .success(native.legend, robust, robust, queue=False, api_name=False, show_progress="hidden")
     clear_on_failure(event, [label, seen, note, stages, attr, robust])     # no old answer beside an error
     clear_on_failure(explained, [attr, robust])
     clear_on_failure(target.change(models.if_image(attribute, 1), inputs + [target], attr, api_name="attribute_class"),
