@@ -106,7 +106,7 @@ def test_predict_attribute_robustness(client, images):
     drawn = [row for row in curves["data"] if row[1] is not None]
     pad = [row for row in curves["data"] if row[1] is None]         # first: every series, in one fixed order
     assert curves["data"][:len(pad)] == pad and {r[2] for r in pad[:3]} == {"square", "vbar", "hbar"}
-    assert [r[2] for r in pad[3:]] == ["other classes (sum)", "frame on screen"]
+    assert [r[2] for r in pad[3:]] == ["all others", "frame on screen"]
     assert {row[2] for row in drawn} == {"square", "vbar", "hbar"} and len(drawn) == 21 * 3
 
 

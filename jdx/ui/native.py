@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-OTHERS = "other classes (sum)"
+OTHERS = "all others"       # their probabilities summed; short: a longer name was clipped in Denoise's legend
 
 
 def class_curves(ts: Sequence[int], probs: np.ndarray, names: Sequence[str], x: str = "noise level t",
