@@ -155,6 +155,23 @@ def open_image(source) -> Image.Image:
     return img
 
 
+def _alpha_background(rgba: Image.Image) -> int:
+    """0 (black) or 255 (white): the level the visible pixels of an RGBA image stand out from."""
+    a = np.asarray(rgba, dtype=np.float64)
+    alpha = a[..., 3] / 255
+    luma = (a[..., :3] @ [0.299, 0.587, 0.114] * alpha).sum() / max(alpha.sum(), 1e-9)
+    return 0 if luma >= 128 else 255
+
+
+def _transparency_step(img: Image.Image) -> tuple[str, ...]:
+    """The preparation step that says what became of transparent pixels, if the image has any."""
+    if img.mode not in ("RGBA", "LA", "PA") or img.getchannel("A").getextrema()[0] == 255:
+        return ()
+    level = _alpha_background(img.convert("RGBA"))
+    return (f"transparent background filled with {'white' if level else 'black'} (the object is "
+            f"{'dark' if level else 'light'})",)
+
+
 def _to_8bit(img: Image.Image) -> Image.Image:
     """Palette, 16-bit and float images → 8-bit RGB or L; alpha composited over black or white, whichever the
     visible pixels stand out from."""
@@ -171,10 +188,7 @@ def _to_8bit(img: Image.Image) -> Image.Image:
         # stand out from, then the usual pipeline (inversion included) treats it as background. Over black
         # always, a dark object on a transparent sheet vanished into a black picture.
         rgba = img.convert("RGBA")
-        a = np.asarray(rgba, dtype=np.float64)
-        alpha = a[..., 3] / 255
-        luma = (a[..., :3] @ [0.299, 0.587, 0.114] * alpha).sum() / max(alpha.sum(), 1e-9)
-        level = 0 if luma >= 128 else 255
+        level = _alpha_background(rgba)
         background = Image.new("RGBA", rgba.size, (level, level, level, 255))
         img = Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode not in ("L", "RGB"):
@@ -225,7 +239,7 @@ def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: 
         view = fashion_mnist_view(img)
         arr = np.asarray(view.image.resize((image_size, image_size), Image.Resampling.LANCZOS), dtype=np.uint8)
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        steps = tuple(view.steps) + (f"resized to {image_size}×{image_size}",)
+        steps = _transparency_step(original) + tuple(view.steps) + (f"resized to {image_size}×{image_size}",)
         stages = tuple(view.stages) + ((f"{image_size}×{image_size} input", Image.fromarray(
             arr[0] if channels == 1 else arr.transpose(1, 2, 0)).resize((96, 96), Image.Resampling.NEAREST)),)
         return Prepared(torch.from_numpy(arr.copy()), original, view.inverted, view.box, view.crop, steps, stages,
@@ -233,7 +247,7 @@ def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: 
     a = np.asarray(img).reshape(img.height, img.width, -1)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])          # (n, C) border pixels
     inverted = bool(preprocess != "none" and border.mean() > 127)
-    steps = []
+    steps = list(_transparency_step(original))
     if inverted:
         img, border = ImageOps.invert(img), 255 - border
         steps.append("inverted (light background → dark, as in Fashion-MNIST)")

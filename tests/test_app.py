@@ -179,8 +179,10 @@ def test_toy_playground(client):
     assert client.predict("moons", api_name="/toy_reverse")["type"] == "matplotlib"
     fig = client.predict("moons", -0.5, 0.3, "lower moon", 40, 3, 0, api_name="/toy_counterfactual")
     assert fig["type"] == "matplotlib"
-    # Picking a data set offers its classes as targets (and from then on only those, in this session).
-    assert client.predict("gmm", api_name="/toy_classes")["value"] == "south-east"
+    # Picking a data set offers its classes as targets, the default being the start point's runner-up class
+    # (the classifier puts (−0.5, 0.3) in the upper moon and the spirals' arm B).
+    assert client.predict("moons", -0.5, 0.3, api_name="/toy_classes")["value"] == "lower moon"
+    assert client.predict("spirals", -0.5, 0.3, api_name="/toy_classes")["value"] == "arm A"
 
 
 def test_noise_level_view(client, images):

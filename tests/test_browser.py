@@ -52,6 +52,10 @@ def shot(page, name: str) -> None:
     expect(page.get_by_text(re.compile(r"processing \|"))).to_have_count(0, timeout=90_000)
     out = Path(os.environ.get("JDX_SCREENSHOTS", "") or ROOT / ".pytest_cache" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
+    # Pictures below the fold load lazily, so a full-page shot showed them blank (a person scrolls to them):
+    # load them all first.
+    page.evaluate("() => document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+    page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
     size = page.viewport_size                  # 1280×800: NAME.png (the README's); other sizes: NAME-WxH.png
     suffix = "" if size == SMALL else f"-{size['width']}x{size['height']}"
     page.screenshot(path=str(out / f"{name}{suffix}.png"), full_page=True)
@@ -279,6 +283,7 @@ def test_auxiliary_and_learn(page):
     tab(page, "Auxiliary")                                    # the first visit presses both buttons
     expect(page.locator("#aux-summary")).to_contain_text("cld (K=2)", timeout=120_000)
     expect(page.locator("#aux-image-summary")).to_contain_text("variables per pixel", timeout=120_000)
+    expect(page.locator("#aux-reverse img")).to_have_count(1, timeout=60_000)      # the sample itself, not only its text
     no_error(page)
     shot(page, "auxiliary")
     page.locator("#aux-btn").click()

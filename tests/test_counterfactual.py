@@ -262,8 +262,8 @@ def test_the_page_says_what_adaptive_and_best_of_did():
     assert method_note("dime", None, 300, 400, 1.5, "Bag") == ""
     assert "no harder redo ran" in method_note("adaptive", 0, 300, 400, 1.5, "Bag")
     redo = method_note("adaptive", 1, 300, 400, 1.5, "Bag")
-    assert "rung 2" in redo and f"s = {400 * LADDER[1][1]:g}" in redo
-    assert "no rung was accepted" in method_note("adaptive", -1, 300, 400, 1.5, "Bag")
+    assert "redo 1" in redo and f"s = {400 * LADDER[1][1]:g}" in redo
+    assert "accepted none" in method_note("adaptive", -1, 300, 400, 1.5, "Bag")
     assert f"candidate 2 of {CANDIDATES}" in method_note("best-of", 1, 300, 400, 2, "Bag")
 
 

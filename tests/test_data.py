@@ -169,3 +169,5 @@ def test_a_transparent_background_is_background_for_dark_and_light_objects(colou
     img.paste(Image.new("RGBA", (24, 36), (*colour, 255)), (18, 12))
     x = image_to_input(img)[0, 0]
     assert x[14, 14] > 0.5 and x[1, 1] < -0.9, (float(x[14, 14]), float(x[1, 1]))
+    said = prepare_image(img).steps[0]                       # and the preparation says so
+    assert said.startswith("transparent background filled with " + ("white" if colour[0] < 128 else "black"))

@@ -186,7 +186,9 @@ def build(image: gr.Image) -> None:
     if toys:
         first = next(iter(toys))
         with gr.Row():
-            data = gr.Dropdown(list(toys), value=first, label="2-D data set", elem_id="aux-data")
+            one = len(toys) == 1      # a picker with one choice looked broken: say why there is no other
+            data = gr.Dropdown(list(toys), value=first, label="2-D data set", elem_id="aux-data", interactive=not one,
+                               info=f"only the {first} ship with 2-D multivariate diffusions" if one else None)
             s = gr.Slider(0, 1, value=S_DEFAULT, step=0.02, label="time s", elem_id="aux-s")
             seed = gr.Number(0, precision=0, label="seed")
         summary = gr.Markdown(elem_id="aux-summary")

@@ -87,10 +87,11 @@ def method_note(method: str, rung, t_star: int, scale: float, lam: float, target
     if r == 0:
         return ("adaptive: the joint model accepted the first edit, so no harder redo ran (this is the dime edit "
                 "at these settings).\n\n")
-    a, b, c = LADDER[r]          # r = −1 (none accepted): the last rung, which the image kept
-    head = ("no rung was accepted; this is the last one" if r < 0
-            else f"the first edit was not accepted; this is rung {r + 1}")
-    return f"adaptive: {head}, with a harder pull (t* = {t_star * a:g}, s = {scale * b:g}, λ = {lam * c:g}).\n\n"
+    a, b, c = LADDER[r]          # r = −1 (none accepted): the last budget, which the image kept
+    head = ("the joint model accepted none of its budgets; this is the last" if r < 0
+            else f"the joint model did not accept the first edit; this is redo {r}")
+    return (f"adaptive: {head}, made with t* = {t_star * a:g}, s = {scale * b:g}, λ = {lam * c:g} (a stronger pull "
+            f"toward the target, with a stronger keep-close term to match), not the settings above.\n\n")
 
 
 def _split(args, n_classes: int):
@@ -100,6 +101,7 @@ def _split(args, n_classes: int):
     return args, None, None
 
 
+NEW_PICTURE = "A new picture: press **Make counterfactual** (or release a slider) to edit it."
 CF_CONCURRENCY = 32           # handlers mostly wait for the compute thread; more in flight → bigger shared passes
 
 
@@ -205,6 +207,9 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     inputs = [model_box, image, t_star, scale, seed] + sliders + [method, lam]
     outputs = [compare, diff, bars, strip, summary]
     models.follow_T(model_box, t_star)
+    # A new picture makes the shown edit someone else's: clear it in the browser (no request), and say so.
+    image.change(None, None, outputs, js="() => [null, null, null, null, " + repr(NEW_PICTURE) + "]",
+                 api_name=False, show_progress="hidden")
     clear_on_failure(follow([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
                             models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
                             concurrency_limit=CF_CONCURRENCY), outputs)

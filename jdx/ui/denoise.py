@@ -130,7 +130,7 @@ def denoise(model_name: str, image, start: str = "pure noise", t_star: int = 500
            gr.update(maximum=last_i, value=last_i, interactive=True), _plot(traj, last_i))
 
 
-FRAME_AXIS = "frame (t falls from T to 0)"
+FRAME_AXIS = "frame (t falls to 0)"    # from T, or from t* when the run starts at the image
 
 
 def _table(traj: dict, i: int):

@@ -145,6 +145,15 @@ def toy_reverse(name: str = "moons", n: int = 400, sampler: str = "ddpm", seed: 
                           particles=gen.images.numpy())
 
 
+def toy_runner_up(name: str, x0: float = -0.5, y0: float = 0.3) -> str:
+    """The default target for a start point: the class the classifier ranks second there (the last class was
+    the start point's own class on the spirals, so the walk went nowhere)."""
+    model = _toy(name)
+    with torch.no_grad():
+        p = model.predict(torch.tensor([[float(x0), float(y0)]]))[0]
+    return model.info.class_names[int(p.argsort(descending=True)[1])]
+
+
 def toy_samples(name: str = "moons"):
     """The reverse process's end (its samples), what the pane shows until "Run the reverse process" plays it
     (an empty pane on a first visit read as broken)."""
@@ -208,8 +217,8 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
     follow([data.change, toy_t.release], toy_cdm_field, [data, toy_t], cdm_field, api_name="toy_cdm_field")
     # A new data set redraws every pane of the playground: the reverse process and the counterfactual path
     # kept showing the moons beside a spiral field.
-    classes = follow(data.change, lambda d: gr.update(choices=TOY_SETS[d][1], value=TOY_SETS[d][1][-1]), data,
-                     target, api_name="toy_classes")
+    classes = follow(data.change, lambda d, x, y: gr.update(choices=TOY_SETS[d][1], value=toy_runner_up(d, x, y)),
+                     [data, px, py], target, api_name="toy_classes")
     classes.then(toy_counterfactual, [data, px, py, target, toy_t_star, toy_scale], path, api_name=False) \
         .then(toy_samples, data, moving, api_name=False, show_progress="hidden")
     clear_on_failure(reverse_btn.click(toy_reverse, data, moving, api_name="toy_reverse"), [moving])

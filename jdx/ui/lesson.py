@@ -22,6 +22,7 @@ CSS = """
 #lesson .prose, #lesson .prose p, #lesson label span { font-size: 1.35rem !important; line-height: 1.45; }
 #lesson .prose h2 { font-size: 2rem !important; }
 #lesson .lesson-ask { border-left: 6px solid var(--color-accent); padding-left: 0.8em; }
+#lesson .matplotlib img { width: 100% !important; max-width: 960px; height: auto !important; }
 """
 
 
@@ -164,7 +165,7 @@ def lesson_counterfactual(model_name: str, image, t_star: int = 250):
 def lesson_noise_level(model_name: str, image, t: int = 200):
     """Step 6: the CDM's p(t | x_t) (the Noise-level view's own handler)."""
     out = noise_level_view.noise_level(model_name, image, "fmnist-cdm", int(t), 0)
-    return out[3], out[6]
+    return out[3], out[6].split("Your image: raw likelihood")[0].rstrip()     # the likelihood is step 7's
 
 
 @on_compute_thread
@@ -192,8 +193,10 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str], examp
     """The seven steps as presenter tabs; every control recomputes on release, and opening a step draws its
     picture with the controls as they are (a projected step never starts on an empty frame)."""
     names = [e.rsplit("/", 1)[-1] for e in examples]
+    wired = []
     with gr.Column(elem_id="lesson"):
         gr.Markdown("Seven steps: pick an image on the left, then go through the tabs.")
+        shown = gr.State(0)           # the step on screen: a new picture redraws it (and only it)
         with gr.Tabs():
             for k, step in enumerate(STEPS):
                 with gr.Tab(TAB_NAMES[k], id=f"lesson-{k + 1}") as tab:
@@ -201,9 +204,28 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str], examp
                     fn, inputs, outputs = _wire(k, model_box, image, class_names, names)
                     gr.Markdown(f"**Look for:** {step.look}")
                     gr.Markdown(f"**Ask the class:** {step.ask}", elem_classes="lesson-ask")
-                tab.select(fn, inputs, outputs, api_name=False)
-                if k == 0:        # the first step shows when the lesson opens: keep it drawn (one cheap noising)
-                    follow(image.change, fn, inputs, outputs, api_name=False, show_progress="hidden")
+                tab.select(lambda k=k: k, None, shown, queue=False, api_name=False, show_progress="hidden") \
+                    .then(fn, inputs, outputs, api_name=False)
+                wired.append((fn, inputs, outputs))
+    _redraw_on_new_image(image, shown, wired)
+
+
+def _redraw_on_new_image(image: gr.Image, shown: gr.State, wired: list) -> None:
+    """One listener for a new picture: it redraws the step on screen and leaves the others (they redraw when
+    opened), so the open step never describes a picture other than the one beside it (step 2 kept a dress
+    next to a bag) and a new picture does not cost six hidden computations."""
+    controls = list({id(c): c for _, inputs, _ in wired for c in inputs}.values())
+    outputs = [c for _, _, outs in wired for c in outs]
+
+    def redraw(evt: gr.EventData, k: int, *values):
+        env = dict(zip(map(id, controls), values))
+        out: list = [gr.skip()] * len(outputs)
+        fn, inputs, outs = wired[int(k)]
+        got = fn(evt, *[env[id(c)] for c in inputs])      # the event: an automatic trigger stays quiet (if_image)
+        start = sum(len(o) for _, _, o in wired[:int(k)])
+        out[start:start + len(outs)] = got if isinstance(got, (tuple, list)) else [got]
+        return out
+    follow(image.change, redraw, [shown] + controls, outputs, api_name=False, show_progress="hidden")
 
 
 def _wire(k: int, model_box, image, class_names, examples):
@@ -241,6 +263,5 @@ def _wire(k: int, model_box, image, class_names, examples):
         pick = gr.Dropdown(examples, value=None, label="load an example garment into the page's image")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
         fn, inputs, outputs = models.if_image(lesson_likelihood, 2), [model_box, image], [fig, said]
-        loaded = pick.input(example_path, pick, image, api_name=False)
-        clear_on_failure(loaded.success(fn, inputs, outputs, api_name="lesson_likelihood"), outputs)
+        pick.input(example_path, pick, image, api_name=False)      # the new picture redraws this step
     return fn, inputs, outputs

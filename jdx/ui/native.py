@@ -48,9 +48,10 @@ def with_mark(table: pd.DataFrame, x: str, at: float, y: str = "probability", sp
 
 def colours(names: Sequence[str]) -> dict[str, str]:
     """A colour per series the class tables can hold (Vega leaves a series missing from color_map uncoloured):
-    class k in the palette the matplotlib figures use, the summed rest grey, the marked frame black."""
+    class k in the palette the matplotlib figures use, the summed rest dark grey (Ankle boot has the light
+    grey), the marked frame black."""
     from .plots import colour
-    return {**{n: colour(k) for k, n in enumerate(names)}, OTHERS: "#b0b0b0", MARK: "#000000"}
+    return {**{n: colour(k) for k, n in enumerate(names)}, OTHERS: "#4d4d4d", MARK: "#000000"}
 
 
 def padded(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:

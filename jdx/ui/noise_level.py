@@ -26,7 +26,7 @@ likelihood** log p(x) = f₀(x) − f_{T+1}(x) − ½‖x‖² − (d/2) log 2π
 **Likelihood is not "looks like clothes".** Lower bits/dim means the model compresses the image well —
 and *simple* pictures (a few flat shapes, a constant image, a drawing) compress well under any model, so
 they get **lower** bits/dim than real clothes: raw likelihood ranks random shapes as *more* typical than the
-test images (see the table in the README). The fix (Serrà et al., ICLR 2020) subtracts how well a
+test images (for the shipped CDM: random shapes average 3.73 bits/dim, test images 4.44). The fix (Serrà et al., ICLR 2020) subtracts how well a
 general-purpose compressor does: **corrected = bits/dim − PNG's bits/dim**. A clothing image is one this
 model compresses much better than PNG does (a low corrected score); a simple shape is compressed well by
 both, so its corrected score is high. The summary gives both numbers for your image."""
