@@ -246,7 +246,10 @@ def test_training_killed_at_random_moments_always_leaves_a_loadable_checkpoint(t
     argv = ["train", "joint", "--data", str(shapes_dir), "--out", str(out), "--steps", "100000", "--save-every-s",
             "0", "--eval-every", "100000", "--image-size", "8", "--base-channels", "4", "--channel-mult", "1",
             "--num-res-blocks", "1", "--attention-levels", "", "--T", "50", "--batch-size", "2", "--eval-n", "4",
-            "--no-amp", "--quiet"]
+            "--no-amp", "--quiet", "--threads", "1"]
+    # --threads 1: `jdx train` picks its threads from the load average, so on an idle machine the warm-up ran
+    # two OpenMP threads, and a child forked from a process with a live OpenMP team hangs in its first conv
+    # (libgomp does not survive fork). The test only passed while the machine was busy.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(out.with_suffix(".json")), *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, env=env, cwd=tmp_path)

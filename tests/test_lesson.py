@@ -29,6 +29,8 @@ def test_live_steps_on_a_tiny_model(tiny_joint, tmp_path, app_checkpoints):
     assert not np.array_equal(clean[:, half + 2:], noisy[:, half + 2:])  # right: noised to t
     for pic in (lesson.lesson_prediction("tiny-joint", str(path), 20), lesson.lesson_step("tiny-joint", str(path), 10)):
         assert pic.width > 2.5 * pic.height                            # three pictures side by side
+    pic, said = lesson.lesson_guidance("tiny-joint", str(path), "")          # none picked: the runner-up
+    assert said.startswith("No class picked: steering toward **") and "second choice" in said
     pic, said = lesson.lesson_guidance("tiny-joint", str(path), "square")
     assert "**square**" in said and pic.width > 2.5 * pic.height
     with pytest.raises(Exception, match="unknown class .cat.; classes: 0=hbar"):

@@ -125,10 +125,11 @@ def lesson_guidance(model_name: str, image, target: str = ""):
     """Step 4: 10 DDIM steps from x_300, without and with guidance toward one class."""
     model = models.require_classifier(models.get(model_name))
     names = model.info.class_names
-    if not target:
-        raise gr.Error(f"pick a class: {', '.join(names)}")
-    k = models.class_index(model, target)
     x = models.image_input(model, image)
+    picked = bool(target)
+    if not picked:   # the step opens on the picture's runner-up class: a fixed default (Bag) showed nothing on a bag
+        target = names[int(model.predict(x)[0].argsort(descending=True)[1])]
+    k = models.class_index(model, target)
     t = max(1, min(T_GUIDE, model.schedule.T))
     x_t = _noised(model, x, t)
     w = torch.zeros(len(names))
@@ -136,7 +137,8 @@ def lesson_guidance(model_name: str, image, target: str = ""):
     x0 = [generate(model, 1, weights=w if scale else None, scale=scale, steps=10, x_T=x_t, t_start=t).images
           for scale in (0.0, S_GUIDE)]                   # 10 DDIM steps from the same x_t, without and with guidance
     p = model.predict(x0[1])[0]
-    said = f"The classifier that steered it, on the guided result: **{target}** {float(p[k]):.0%}."
+    said = ("" if picked else f"No class picked: steering toward **{target}**, the classifier's second choice for "
+            "this picture. ") + f"The classifier that steered it, on the guided result: **{target}** {float(p[k]):.0%}."
     judge = counterfactual_view.second_opinion(model)
     if judge is not None:       # the steering classifier always agrees with itself; ask one that did not steer
         q = judge.predict(x0[1].to(next(judge.parameters()).device))[0]
@@ -243,7 +245,7 @@ def _wire(k: int, model_box, image, class_names, examples):
         fn, inputs, outputs = models.if_image(lesson_step, 1), [model_box, image, d], [out]
         clear_on_failure(d.release(fn, inputs, outputs, api_name="lesson_step"), outputs)
     elif k == 3:
-        target = gr.Radio(class_names, value=class_names[-2], label="steer toward")
+        target = gr.Radio(class_names, value=None, label="steer toward (none picked: the picture's second choice)")
         out, said = gr.Image(**picture), gr.Markdown()
         fn, inputs, outputs = models.if_image(lesson_guidance, 2), [model_box, image, target], [out, said]
         clear_on_failure(target.change(fn, inputs, outputs, api_name="lesson_guidance"), outputs)
