@@ -163,18 +163,24 @@ def _alpha_background(rgba: Image.Image) -> int:
     return 0 if luma >= 128 else 255
 
 
-def _transparency_step(img: Image.Image) -> tuple[str, ...]:
-    """The preparation step that says what became of transparent pixels, if the image has any."""
+def _transparent_background(img: Image.Image) -> int | None:
+    """_alpha_background for an image with some transparent pixel; None for one without."""
     if img.mode not in ("RGBA", "LA", "PA") or img.getchannel("A").getextrema()[0] == 255:
+        return None
+    return _alpha_background(img.convert("RGBA"))
+
+
+def _transparency_step(level: int | None) -> tuple[str, ...]:
+    """The preparation step that says what became of transparent pixels (level: _transparent_background)."""
+    if level is None:
         return ()
-    level = _alpha_background(img.convert("RGBA"))
     return (f"transparent background filled with {'white' if level else 'black'} (the object is "
             f"{'dark' if level else 'light'})",)
 
 
-def _to_8bit(img: Image.Image) -> Image.Image:
+def _to_8bit(img: Image.Image, level: int | None = None) -> Image.Image:
     """Palette, 16-bit and float images → 8-bit RGB or L; alpha composited over black or white, whichever the
-    visible pixels stand out from."""
+    visible pixels stand out from (level: that choice, when the caller already made it)."""
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -188,7 +194,7 @@ def _to_8bit(img: Image.Image) -> Image.Image:
         # stand out from, then the usual pipeline (inversion included) treats it as background. Over black
         # always, a dark object on a transparent sheet vanished into a black picture.
         rgba = img.convert("RGBA")
-        level = _alpha_background(rgba)
+        level = _alpha_background(rgba) if level is None else level
         background = Image.new("RGBA", rgba.size, (level, level, level, 255))
         img = Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode not in ("L", "RGB"):
@@ -232,14 +238,15 @@ def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: 
     if not auto_invert:
         preprocess = "none"
     original = open_image(source)
-    img = _to_8bit(original)
+    level = _transparent_background(original)          # computed once: the composite and the step use it
+    img = _to_8bit(original, level)
     img = img.convert("L") if channels == 1 else img.convert("RGB")
     if preprocess == "auto" and img.size != (image_size, image_size):
         from .photo import fashion_mnist_view
         view = fashion_mnist_view(img)
         arr = np.asarray(view.image.resize((image_size, image_size), Image.Resampling.LANCZOS), dtype=np.uint8)
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        steps = _transparency_step(original) + tuple(view.steps) + (f"resized to {image_size}×{image_size}",)
+        steps = _transparency_step(level) + tuple(view.steps) + (f"resized to {image_size}×{image_size}",)
         stages = tuple(view.stages) + ((f"{image_size}×{image_size} input", Image.fromarray(
             arr[0] if channels == 1 else arr.transpose(1, 2, 0)).resize((96, 96), Image.Resampling.NEAREST)),)
         return Prepared(torch.from_numpy(arr.copy()), original, view.inverted, view.box, view.crop, steps, stages,
@@ -247,7 +254,7 @@ def prepare_image(source, image_size: int = 28, channels: int = 1, auto_invert: 
     a = np.asarray(img).reshape(img.height, img.width, -1)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])          # (n, C) border pixels
     inverted = bool(preprocess != "none" and border.mean() > 127)
-    steps = list(_transparency_step(original))
+    steps = list(_transparency_step(level))
     if inverted:
         img, border = ImageOps.invert(img), 255 - border
         steps.append("inverted (light background → dark, as in Fashion-MNIST)")

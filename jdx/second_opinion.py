@@ -65,6 +65,11 @@ class Verdict(NamedTuple):
         return bool(self.agree) and not self.invisible and not self.missed
 
 
+def targeted(names: Sequence[str], w) -> list[str]:
+    """The classes the target mixture w (C,) weights."""
+    return [names[k] for k in np.flatnonzero(np.asarray(w, dtype=float) > 0)]
+
+
 def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -> Verdict:
     """w: target weights (C,); p_*: probabilities (C,) (p_separate None when no judge ships); l1 in [0, 1]."""
     w, p0, p1 = (np.asarray(v, dtype=float) for v in (w, p_before, p_after))
@@ -76,7 +81,7 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): {ADVERSARIAL}")
     missed = bool(w[int(p1.argmax())] <= 0)
     if missed:
-        asked = ", ".join(names[k] for k in np.flatnonzero(w > 0))
+        asked = ", ".join(targeted(names, w))
         warnings.append(f"the edit missed the target: the joint model calls the result {joint}, which is not in the "
                         f"target ({asked}); raise t* or s")
     separate = agree = None

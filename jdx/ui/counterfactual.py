@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from ..counterfactual import CANDIDATES, DEFAULT, LADDER, METHODS, PER_METHOD
-from ..second_opinion import ADVERSARIAL, judge_name, verdict
+from ..second_opinion import ADVERSARIAL, judge_name, targeted, verdict
 from ..viz import trajectory_strip
 from . import batches, compute, models
 from .composites import probability_bars, signed_with_scale
@@ -49,7 +49,7 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
     v = verdict(names, w, p0, p1, p_sep, l1)
     lines = [f"**Joint model** (steered the edit): **{v.joint}** ({p1.max():.0%})."]
     if v.missed:
-        asked = ", ".join(names[k] for k in np.flatnonzero(np.asarray(w) > 0))
+        asked = ", ".join(targeted(names, w))
         lines.append(f"⚠ **The edit missed the target**: the joint model calls the result {v.joint}, which is not "
                      f"among the classes you asked for ({asked}). Raise t\\* or s.")
     if v.separate is None:
@@ -158,7 +158,7 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
                f"L1 {l1:.3f}, RMS {float(cf.l2[0]):.3f} (pixels in [0, 1]); method {method}, t* = {t_star}, "
                f"s = {scale:g}, λ = {lam:g}, gradient: {GUIDE_WORDS.get(d.guide, d.guide)}.\n\n")
     warning = compute.run(lambda: ood_warning(model, cf.x))     # first: it qualifies every verdict below it
-    asked = [names[k] for k in np.flatnonzero(w > 0)]
+    asked = targeted(names, w)
     note = method_note(method, None if cf.rung is None else cf.rung[0], t_star, scale, lam,
                        asked[0] if len(asked) == 1 else "the target's classes")
     summary = chosen + summary + note + (f"{warning}\n\n" if warning else "") + verdicts(names, w, p0, p1, p_sep, l1,

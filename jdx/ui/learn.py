@@ -157,8 +157,7 @@ def toy_runner_up(name: str, x0: float = -0.5, y0: float = 0.3) -> str:
 def toy_samples(name: str = "moons"):
     """The reverse process's end (its samples), what the pane shows until "Run the reverse process" plays it
     (an empty pane on a first visit read as broken)."""
-    *_, last = toy_reverse(name, frames=1)
-    return last
+    return next(toy_reverse(name, frames=0))          # no intermediate frames: only the samples are drawn
 
 
 @on_compute_thread

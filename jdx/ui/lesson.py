@@ -164,10 +164,12 @@ def lesson_counterfactual(model_name: str, image, t_star: int = 250):
     return pair, summary
 
 
+@on_compute_thread
 def lesson_noise_level(model_name: str, image, t: int = 200):
-    """Step 6: the CDM's p(t | x_t) (the Noise-level view's own handler)."""
-    out = noise_level_view.noise_level(model_name, image, "fmnist-cdm", int(t), 0)
-    return out[3], out[6].split("Your image: raw likelihood")[0].rstrip()     # the likelihood is step 7's
+    """Step 6: the CDM's p(t | x_t) and the sentence on it (the Noise-level view's; the likelihood is step 7's)."""
+    cdm = noise_level_view._pick_cdm("fmnist-cdm")
+    *_, level_fig, _, said = noise_level_view.levels(cdm, models.image_input(cdm, image), model_name, int(t))
+    return level_fig, said
 
 
 @on_compute_thread

@@ -45,6 +45,14 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
     figure, summary)."""
     cdm = _pick_cdm(cdm_name)
     x0 = models.image_input(cdm, image)
+    x_t, x0_cdm, ddm_img, level_fig, grad_fig, said = levels(cdm, x0, model_name, t, seed)
+    bpd_fig, likely = likelihood(cdm, x0, seed)
+    return x_t, x0_cdm, ddm_img, level_fig, grad_fig, bpd_fig, said + " " + likely
+
+
+def levels(cdm, x0: torch.Tensor, model_name: str, t: int, seed: int = 0):
+    """The noise-level half of the view for the clean image x0 (1, C, H, W): → (x_t, CDM x̂₀, the picked
+    model's x̂₀ or None, p(t | x_t) figure, ∇ₓF and error maps figure, the sentence on t and the errors)."""
     T = cdm.schedule.T
     t = int(min(max(int(t), 1), T))
     g = torch.Generator().manual_seed(int(seed))
@@ -63,7 +71,6 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
         other = None
     errors = [float((x - x0).pow(2).mean()) for x in figs_x0]
 
-    bpd_fig, likely = likelihood(cdm, x0, seed)
     expected_t = float((np.arange(len(probs)) * probs).sum())
     level_fig = plots.level_posterior(probs, t, T, expected_t)
     maps = [channel_mean(grad_F), channel_mean(x0_cdm - x0)] + ([channel_mean(figs_x0[1] - x0)] if other else [])
@@ -71,11 +78,11 @@ def noise_level(model_name: str, image, cdm_name: str = "fmnist-cdm", t: int = 2
         ([f"{other.info.name} x̂₀ − x₀ (MSE {errors[1]:.4f})"] if other else [])
     grad_fig = plots.heatmaps(maps, map_titles, shared=False, suptitle=f"t = {t}: the classifier's gradient and each "
                               "denoiser's error (own colour scales)")
-    summary = (f"True t = {t}; the classifier's guess: argmax {int(probs.argmax())}, mean {expected_t:.0f}. "
-               f"x̂₀ error (MSE, [−1, 1] units): CDM {errors[0]:.4f}"
-               + (f", {other.info.name} {errors[1]:.4f}" if other else "") + ". " + likely)
+    said = (f"True t = {t}; the classifier's guess: argmax {int(probs.argmax())}, mean {expected_t:.0f}. "
+            f"x̂₀ error (MSE, [−1, 1] units): CDM {errors[0]:.4f}"
+            + (f", {other.info.name} {errors[1]:.4f}" if other else "") + ".")
     ddm_img = big(figs_x0[1][0]) if other else None
-    return big(x_t[0]), big(x0_cdm[0]), ddm_img, level_fig, grad_fig, bpd_fig, summary
+    return big(x_t[0]), big(x0_cdm[0]), ddm_img, level_fig, grad_fig, said
 
 
 def likelihood(cdm, x0: torch.Tensor, seed: int = 0):
