@@ -1,7 +1,9 @@
 """Counterfactual settings on the dev split, never the benchmark's images (issue 12): M dime candidates per image
 with one guide and (t*, s, λ); per candidate the separate classifier's verdict, the third classifier's (where
-runs/third-classifier.pt exists), the L1 change and the joint model's k-NN typicality; then the single-candidate
-figures (mean over the M seeds) and best-of-M by k-NN, as the library's best-of would choose.
+runs/third-classifier.pt exists), the L1 change, the joint model's k-NN typicality and its held probability
+(the worst shifted copy's p(target)); then the single-candidate figures (mean over the M seeds) and best-of under
+both selection rules: the most typical (k-NN; sessions 7–11) and the smallest held one (the library's since
+session 12), with M candidates and with 2 (the first two, and the mean of the windows (0, 1) and (2, 3)).
 
     python bench/counterfactual_dev.py --guide shifted --scale 400 --lam 2 [--m 4] [--out runs/cf-dev]
 
@@ -23,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import jdx  # noqa: E402
-from jdx.counterfactual import SEED_STEP, counterfactual  # noqa: E402
+from jdx.counterfactual import HOLD_P, SEED_STEP, counterfactual  # noqa: E402
+from jdx.counterfactual_methods import held_probability  # noqa: E402
 from jdx.counterfactual_references import target_distance  # noqa: E402
 from jdx.data import load_like  # noqa: E402
 
@@ -37,8 +40,8 @@ def dev_split(test, num_classes: int):
 
 
 def candidates(model, clf, third, test, idx, target, m: int, batch: int = 40, **kw) -> dict[str, np.ndarray]:
-    """(images, m) arrays: valid, valid3, l1, knn."""
-    out = {k: np.zeros((len(idx), m)) for k in ("valid", "valid3", "l1", "knn")}
+    """(images, m) arrays: valid, valid3, l1, knn, held (held_probability: the worst shifted copy's p(target))."""
+    out = {k: np.zeros((len(idx), m)) for k in ("valid", "valid3", "l1", "knn", "held")}
     for i in range(0, len(idx), batch):
         x, tg = test.to_model(idx[i:i + batch]), target[i:i + batch]
         w = torch.nn.functional.one_hot(tg, model.num_classes).float()
@@ -50,19 +53,37 @@ def candidates(model, clf, third, test, idx, target, m: int, batch: int = 40, **
             out["valid3"][rows, j] = (third.predict(cf.x_cf).argmax(-1) == tg).numpy() if third is not None else np.nan
             out["l1"][rows, j] = cf.l1.numpy()
             out["knn"][rows, j] = target_distance(model, cf.x_cf, w).numpy()
+            out["held"][rows, j] = held_probability(model, cf.x_cf, w).numpy()
         print(f"{i + len(x)}/{len(idx)} images", flush=True)
     return out
 
 
+def choose(a: dict[str, np.ndarray], cols: list[int], rule: str) -> np.ndarray:
+    """The candidate (index into cols) each image keeps: "typical" = nearest the target's training features
+    (the library's best-of until session 11); "held" = the smallest L1 among candidates held at ≥ HOLD_P on
+    every shifted copy, else the most typical (the library's since session 12)."""
+    knn, l1, held = a["knn"][:, cols], a["l1"][:, cols], a["held"][:, cols] >= HOLD_P
+    if rule == "typical":
+        return knn.argmin(1)
+    return np.where(held.any(1), np.where(held, l1, np.inf).argmin(1), knn.argmin(1))
+
+
 def summary(a: dict[str, np.ndarray]) -> dict:
-    n = np.arange(len(a["valid"]))
-    c = a["knn"].argmin(1)                                     # best-of: the most typical candidate
-    c2 = a["knn"][:, :2].argmin(1)                             # … of the first two (best-of with 2 candidates)
-    return {"single": {k: float(np.nanmean(a[k])) for k in ("valid", "valid3", "l1")},
-            "single_per_seed": a["valid"].mean(0).round(4).tolist(),
-            "best_of": {k: float(np.nanmean(a[k][n, c])) for k in ("valid", "valid3", "l1")},
-            "best_of_2": {k: float(np.nanmean(a[k][n, c2])) for k in ("valid", "valid3", "l1")},
-            "oracle_valid": float(a["valid"].max(1).mean())}
+    n, m = np.arange(len(a["valid"])), a["valid"].shape[1]
+    out = {"single": {k: float(np.nanmean(a[k])) for k in ("valid", "valid3", "l1")},
+           "single_per_seed": a["valid"].mean(0).round(4).tolist(),
+           "oracle_valid": float(a["valid"].max(1).mean())}
+    for rule in ("typical", "held"):
+        tag = "" if rule == "typical" else "_held"
+        c = np.array(range(m))[choose(a, list(range(m)), rule)]
+        out[f"best_of{tag}"] = {k: float(np.nanmean(a[k][n, c])) for k in ("valid", "valid3", "l1")}
+        c2 = choose(a, [0, 1], rule)                           # best-of with 2 candidates: the first two …
+        out[f"best_of_2{tag}"] = {k: float(np.nanmean(a[k][n, c2])) for k in ("valid", "valid3", "l1")}
+        if m >= 4:                                             # … and their mean with the next two (less seed luck)
+            c2b = 2 + choose(a, [2, 3], rule)
+            out[f"best_of_2{tag}_two_windows"] = {k: float(np.nanmean(np.r_[a[k][n, c2], a[k][n, c2b]]))
+                                                  for k in ("valid", "valid3", "l1")}
+    return out
 
 
 def main(argv=None) -> None:

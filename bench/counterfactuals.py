@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import jdx  # noqa: E402
 from jdx import fid  # noqa: E402
-from jdx.counterfactual import CANDIDATES, DEFAULT, PER_METHOD, counterfactual  # noqa: E402
+from jdx.counterfactual import CANDIDATES, DEFAULT, HOLD_P, PER_METHOD, counterfactual  # noqa: E402
 from jdx.data import FASHION_MNIST_CLASSES as FMNIST_CLASSES, load_like  # noqa: E402
 
 # The grid: ~3 points per method, from small to large edits. name → keyword arguments of counterfactual().
@@ -96,7 +96,7 @@ def third_classifier():
 def run(model, clf, test, idx, target, kw: dict, batch: int = 50, third=None) -> dict:
     """One configuration on test images idx with per-image targets."""
     flips = valid = valid3 = 0
-    rungs = []
+    rungs, held = [], []
     l1, rms, couts, feats = [], [], [], []
     seconds = 0.0
     for i in range(0, len(idx), batch):
@@ -108,6 +108,8 @@ def run(model, clf, test, idx, target, kw: dict, batch: int = 50, third=None) ->
         seconds += time.process_time() - start
         if cf.rung is not None:
             rungs.append(cf.rung)
+        if cf.held is not None:
+            held.append(cf.held)
         if third is not None:
             valid3 += (third.predict(cf.x_cf).argmax(-1) == tgt).sum().item()
         flips += (cf.probs_after.argmax(-1) == tgt).sum().item()
@@ -124,7 +126,8 @@ def run(model, clf, test, idx, target, kw: dict, batch: int = 50, third=None) ->
             "rms": torch.cat(rms).mean().item(), "cout": torch.cat(couts).mean().item(), "fid": fd,
             "seconds_per_edit": seconds / n, "seconds": "process CPU time, one thread",
             "validity_third": None if third is None else valid3 / n,
-            "rungs": None if not rungs else torch.bincount(torch.cat(rungs) + 1).tolist()}   # [none accepted, rung 0, …]
+            "rungs": None if not rungs else torch.bincount(torch.cat(rungs) + 1).tolist(),   # [none accepted, rung 0, …]
+            "held": None if not held else torch.cat(held).float().mean().item()}   # best-of: share kept as held
 
 
 def random_targets(test, n: int, num_classes: int, seed: int = 0):
@@ -271,7 +274,8 @@ def main(argv=None) -> None:
             if path.exists():
                 continue
             metrics = run(model, clf, test, idx, target, full, third=third)
-            extra = {"candidates": CANDIDATES} if full["method"] == "best-of" else {}
+            extra = ({"candidates": CANDIDATES, "selection": f"smallest held (p ≥ {HOLD_P} on every shifted copy), "
+                      "else most typical (k-NN)"} if full["method"] == "best-of" else {})
             path.write_text(json.dumps({"name": name, "set": set_name, "config": full | flags | extra, "metrics": metrics,
                                         "command": command, "device": "cpu, 1 thread"}, indent=1))
             print(key, json.dumps(metrics), flush=True)

@@ -664,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=CF_METHODS, default=CF_DEFAULT.method,
                    help=f"sdedit, dime (keeps close to the input), ace (DiME + a mask of where it may change), "
                         f"ddim-inversion, adaptive (DiME, harder where the joint model does not accept the edit), "
-                        f"best-of ({CF_CANDIDATES} DiME edits, the most typical of the target kept) (default {CF_DEFAULT.method})")
+                        f"best-of ({CF_CANDIDATES} DiME edits, the smallest one the joint classifier holds on shifted copies kept, else the most typical) (default {CF_DEFAULT.method})")
     p.add_argument("--noise", type=int, default=None, help=f"t*, how much may change (default: the method's; "
                                                            f"{CF_DEFAULT.method}: {CF_T_STAR})")
     p.add_argument("--guidance", type=float, default=None, help=f"guidance scale s (default: the method's; "

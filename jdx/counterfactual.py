@@ -13,8 +13,10 @@ own classifier toward a target class or class mixture w:
                   averaged over noisy copies at ACCEPT_T ≥ ACCEPT_P — so easy edits stay small and hard ones
                   get more; images never accepted keep the last rung. Only the rows still pending run a rung;
   best-of         CANDIDATES dime edits of each image from different starting noise, run as one batch; each image
-                  keeps the candidate whose joint-model features lie nearest real training images of the target
-                  (jdx.counterfactual_references.target_distance) — the joint model's own judge of typicality.
+                  keeps the smallest edit among the candidates the joint classifier holds at the target on every
+                  shifted and mirrored copy (held_probability ≥ HOLD_P), and when it holds none, the candidate whose
+                  joint-model features lie nearest real training images of the target
+                  (jdx.counterfactual_references.target_distance) — the joint model's own judges, never the label.
 The pieces live in jdx.counterfactual_methods; the defaults (chosen by bench/counterfactuals.py) are DEFAULT.
 """
 from __future__ import annotations
@@ -26,8 +28,8 @@ import torch
 from torch import Tensor, nn
 from .protocols import Classifier, require
 
-from .counterfactual_methods import (GUIDES, change_mask, ddim_invert, guided_eps_fn, repaint_ddim,
-                                     robust_target_probability)
+from .counterfactual_methods import (GUIDES, change_mask, ddim_invert, guided_eps_fn, held_probability,
+                                     repaint_ddim, robust_target_probability)
 from .counterfactual_references import target_distance
 from .guidance import mixture_weights
 from .samplers import Step, ddim, recorder, timesteps
@@ -52,10 +54,11 @@ PER_METHOD = {
     "ace": Settings("ace", 150, 200.0, 0.0, 10, "x_t"),
     "ddim-inversion": Settings("ddim-inversion", 100, 200.0, 0.0, 10, "x_t"),
     "adaptive": Settings("adaptive", 300, 400.0, 1.5, 10, "x_t"),     # t*, s, λ: the first rung's
-    "best-of": Settings("best-of", 300, 400.0, 2.0, 10, "shifted"),   # each candidate's
+    "best-of": Settings("best-of", 250, 400.0, 1.5, 10, "shifted"),   # each candidate's
 }
-# Session 9: best-of's candidates take the classifier's gradient over shifted and mirrored copies ("shifted"); on
-# the dev split the smallest L1 among settings whose validity reached 90 % (README "Counterfactuals").
+# Session 9: best-of's candidates take the classifier's gradient over shifted and mirrored copies ("shifted").
+# Session 12: t* 250, λ 1.5 and the held-then-smallest choice — on the dev split, the best validity of two
+# candidates among the settings whose mean L1 stayed ≤ 0.10 (README "Counterfactuals").
 DEFAULT = PER_METHOD["best-of"]
 # adaptive: the rungs as multiples (of t*, s, λ), smallest budget first, and the joint model's acceptance test
 # (chosen on a dev split of 160 other test images, runs never on the benchmark's: bench/counterfactuals.py).
@@ -64,6 +67,7 @@ ACCEPT_T = (100,)       # noise levels (of T = 500) of the noisy copies the join
 ACCEPT_DRAWS = 3        # … this many noise draws at each …
 ACCEPT_P = 0.6          # … and it accepts when the mean target probability reaches this
 T_STAR, SCALE = DEFAULT.t_star, DEFAULT.scale
+HOLD_P = 0.9            # best-of keeps the smallest of the candidates held at ≥ this on every shifted copy
 CANDIDATES = 2          # best-of: dime edits per image; candidate m of row i starts from seed_i + m · SEED_STEP.
                         # Two since session 9: with the shifted guide, 4 were no better on the dev split
                         # (90.0 % / L1 0.103 vs 90.6 % / 0.105) at twice the time (the app's edit took 2.0 s,
@@ -82,6 +86,7 @@ class Counterfactual(NamedTuple):
     mask: Tensor | None = None  # (B, 1, H, W) the region ACE may change (None for other methods)
     rung: Tensor | None = None  # (B,) adaptive: the ladder rung each image stopped at (−1: none accepted);
                                 #      best-of: the candidate each image kept
+    held: Tensor | None = None  # (B,) best-of: whether the kept candidate was held (else: the most typical)
 
     @property
     def l1(self) -> Tensor:
@@ -128,15 +133,17 @@ def counterfactual(model: nn.Module, x: Tensor, target: Sequence[float] | Tensor
     x = x.to(device)
     w = target_weights(target, x.shape[0], model.num_classes).to(device)
     recorded, on_step = recorder(record, callback)
-    mask = rung = None
+    mask = rung = held = None
     if method in ("adaptive", "best-of"):      # these run rows apart: one seed per row
         seeds = [seed + i for i in range(x.shape[0])] if isinstance(seed, int) else [int(v) for v in seed]
-        run = _adaptive if method == "adaptive" else _best_of
-        x_cf, rung = run(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
+        if method == "adaptive":
+            x_cf, rung = _adaptive(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
+        else:
+            x_cf, rung, held = _best_of(model, x, w, t_star, scale, lam, steps, guide, seeds, on_step)
     else:
         seeds = [seed] if isinstance(seed, int) else [int(v) for v in seed]
         x_cf, mask = _edit(model, x, w, method, t_star, scale, lam, steps, guide, seeds, on_step)
-    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask, rung)
+    return Counterfactual(x, x_cf, model.predict(x), model.predict(x_cf), recorded, mask, rung, held)
 
 
 def _edit(model: nn.Module, x: Tensor, w: Tensor, method: str, t_star: int, scale: float, lam: float, steps: int,
@@ -194,10 +201,12 @@ def _adaptive(model: nn.Module, x: Tensor, w: Tensor, t_star: int, scale: float,
 
 
 def _best_of(model: nn.Module, x: Tensor, w: Tensor, t_star: int, scale: float, lam: float, steps: int, guide: str,
-             seeds: list[int], on_step: Callable[[Step], None]) -> tuple[Tensor, Tensor]:
-    """CANDIDATES dime edits per row (one batch of CANDIDATES·B rows, candidate-major), each row keeping the one
-    nearest real training images of its target in the joint model's feature space. Row i depends only on x[i],
-    w[i] and seeds[i]; the callback sees candidate 0's trajectory."""
+             seeds: list[int], on_step: Callable[[Step], None]) -> tuple[Tensor, Tensor, Tensor]:
+    """CANDIDATES dime edits per row (one batch of CANDIDATES·B rows, candidate-major). Each row keeps the
+    smallest edit (L1) among its candidates the joint classifier holds (held_probability ≥ HOLD_P); when none
+    is held, the one nearest real training images of its target in the joint model's feature space.
+    → (x_cf, the kept candidate, whether it was held). Row i depends only on x[i], w[i] and seeds[i]; the
+    callback sees candidate 0's trajectory."""
     B, M = x.shape[0], CANDIDATES
     rows = [v + m * SEED_STEP for m in range(M) for v in seeds]
     x_m = x.repeat(M, *[1] * (x.dim() - 1))                              # (M·B, …)
@@ -206,7 +215,11 @@ def _best_of(model: nn.Module, x: Tensor, w: Tensor, t_star: int, scale: float, 
     def first_candidate(step: Step) -> None:
         on_step(Step(step.t, *(v[:B] if v.shape[0] == M * B else v for v in step[1:])))
     x_all, _ = _edit(model, x_m, w_m, "dime", t_star, scale, lam, steps, guide, rows, first_candidate)
-    d = target_distance(model, x_all, w_m).view(M, B)                     # lower = more typical of the target
-    chosen = d.argmin(0)                                                  # (B,)
+    # Session 12 (dev split, README): among two candidates the smallest held one, not the most typical, gave
+    # 91.3 % validity at L1 0.098 against 90.3 % at 0.106 — the typicality judge alone preferred larger edits.
+    held = (held_probability(model, x_all, w_m) >= HOLD_P).view(M, B)
+    size = (x_all - x_m).abs().flatten(1).mean(1).cpu().view(M, B)
+    typical = target_distance(model, x_all, w_m).view(M, B).argmin(0)      # lower distance = more typical
+    chosen = torch.where(held.any(0), size.masked_fill(~held, float("inf")).argmin(0), typical)   # (B,)
     x_cf = x_all.view(M, B, *x.shape[1:])[chosen.to(x.device), torch.arange(B, device=x.device)]
-    return x_cf, chosen
+    return x_cf, chosen, held[chosen, torch.arange(B)]

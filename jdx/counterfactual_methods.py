@@ -33,6 +33,8 @@ NOISY_DRAWS = 4     # K of the "noisy" guide: each draw costs one classifier pas
 SHIFTS = 4          # K of the "shifted" guide (the identity and K − 1 random ones), one batched classifier pass
 MAX_SHIFT = 2       # pixels; the classifier's training shifts reach 12 % of the side (3 px at 28 px)
 SHIFT_SEED = 99     # the transformations' own stream: the same at every step of a batch and of a row alone
+HOLD_SHIFTS = 8     # held_probability: the edit is judged on this many copies (the identity and random shifts) …
+HOLD_SEED = 7       # … drawn from their own stream, the same for every row
 
 
 Transform = tuple[int, int, bool]     # (rows down, columns right, mirror left-right)
@@ -182,3 +184,16 @@ def robust_target_probability(model: nn.Module, x: Tensor, w: Tensor, ts: Sequen
             p = model.classify(schedule.noise_to(x, t, e), t).float().softmax(-1)     # (B, C)
             total += (w * p).sum(-1) / w.max(-1).values
     return total / (len(ts) * draws)
+
+
+@torch.no_grad()
+def held_probability(model: nn.Module, x: Tensor, w: Tensor, k: int = HOLD_SHIFTS) -> Tensor:
+    """How firmly the clean joint classifier holds x for the target mixture w (B, C) under the invariances it
+    was trained with: min over k copies τ(x) (the identity and k − 1 random shifts by ≤ MAX_SHIFT px with
+    random mirroring) of Σ_c w_c p(c | τ(x), 0) / max_c w_c. (B,) An adversarial pixel pattern fools the
+    classifier at one position; a class change holds at every one. Points (toy models): the identity only."""
+    taus = random_transforms(k if x.dim() == 4 else 1, torch.Generator().manual_seed(HOLD_SEED))
+    w = w.to(x.device)
+    p = torch.stack([(w * model.classify(transform(x, tau) if x.dim() == 4 else x, 0).float().softmax(-1)).sum(-1)
+                     for tau in taus])                                                  # (k, B)
+    return (p.min(0).values / w.max(-1).values).cpu()

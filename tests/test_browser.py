@@ -299,6 +299,22 @@ def test_auxiliary_and_learn(page):
     shot(page, "learn")
 
 
+def test_a_typed_slider_value_and_enter_redraw_the_lesson(page):
+    """A teacher types a noise level into the slider's box and presses Enter (before, only leaving the box or
+    dragging redrew the step)."""
+    tab(page, "Learn")
+    page.get_by_text("A guided lesson for a class").click()
+    picture = page.locator("#lesson img").first
+    expect(picture).to_be_visible(timeout=60_000)
+    before = picture.get_attribute("src")
+    box = page.locator("#lesson input[type=number]").first
+    box.fill("450")
+    box.press("Enter")
+    expect(picture).not_to_have_attribute("src", before, timeout=60_000)
+    expect(box).not_to_be_focused()
+    no_error(page)
+
+
 def test_a_diffusion_only_model_raises_no_error_from_hidden_tabs(page):
     tab(page, "Denoise")
     picker = page.locator("#model-picker input")

@@ -71,10 +71,12 @@ def test_seeds_differ_for_stochastic_starts(model, x, method):
 
 
 def test_guidance_moves_toward_the_target(model, x):
-    """More guidance → a higher target probability, for every method (tiny model, mean over 3 images)."""
+    """More guidance → a higher target probability, for every method (tiny model, mean over 3 images). The tiny
+    classifier is weak (p ≈ 1/3), so the pull is strong: at s 200 best-of's choice between its candidates moved
+    p by as much as the guidance did."""
     for method in METHODS:
         p = [counterfactual(model, x, [0, 1, 0], method=method, t_star=25, scale=s, steps=5, seed=0).probs_after[:, 1]
-             .mean().item() for s in (0.0, 200.0)]
+             .mean().item() for s in (0.0, 1000.0)]
         assert p[1] > p[0], (method, p)
 
 
@@ -265,6 +267,8 @@ def test_the_page_says_what_adaptive_and_best_of_did():
     assert "redo 1" in redo and f"s = {400 * LADDER[1][1]:g}" in redo
     assert "accepted none" in method_note("adaptive", -1, 300, 400, 1.5, "Bag")
     assert f"candidate 2 of {CANDIDATES}" in method_note("best-of", 1, 300, 400, 2, "Bag")
+    assert "smallest edit" in method_note("best-of", 1, 250, 400, 1.5, "Bag", held=torch.tensor(True))
+    assert "nearest real training images" in method_note("best-of", 0, 250, 400, 1.5, "Bag", held=torch.tensor(False))
 
 
 def test_app_handler_asks_the_separate_classifier(tiny_joint, tiny_classifier, shapes_dir, app_checkpoints):
@@ -414,21 +418,42 @@ def test_app_counterfactual_with_no_slider_set_edits_toward_the_runner_up():
                            progress=lambda *a, **k: None)
 
 
-def test_best_of_keeps_the_most_typical_candidate(model, x):
-    """best-of = CANDIDATES dime edits (row i, candidate m from seed_i + m·SEED_STEP); each row keeps the one
-    whose joint-model features are nearest the target's training references."""
+@pytest.mark.parametrize("hold_p", [0.0, 0.5, 1.01])
+def test_best_of_keeps_the_smallest_held_candidate_else_the_most_typical(model, x, monkeypatch, hold_p):
+    """best-of = CANDIDATES dime edits (row i, candidate m from seed_i + m·SEED_STEP); each row keeps the smallest
+    edit among the candidates held at ≥ HOLD_P on every shifted copy, and when none is held, the one whose
+    joint-model features are nearest the target's training references. HOLD_P 0: every candidate is held;
+    1.01: none can be."""
     from jdx.counterfactual_references import target_distance
+    from jdx.counterfactual_methods import held_probability
+    monkeypatch.setattr(cfm, "HOLD_P", hold_p)
     w = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
     d = cfm.PER_METHOD["best-of"]                          # the candidates' λ and guide, not dime's defaults
     kw = dict(t_star=30, scale=50.0, steps=3, lam=d.lam, guide=d.guide)
     cf = counterfactual(model, x, w, method="best-of", seed=[4, 5, 6], **kw)
-    cands = [counterfactual(model, x, w, method="dime", seed=[v + m * cfm.SEED_STEP for v in (4, 5, 6)], **kw).x_cf
+    cands = [counterfactual(model, x, w, method="dime", seed=[v + m * cfm.SEED_STEP for v in (4, 5, 6)], **kw)
              for m in range(cfm.CANDIDATES)]
-    d = torch.stack([target_distance(model, c, w) for c in cands])              # (M, B)
-    assert cf.rung is not None and torch.equal(cf.rung, d.argmin(0))
+    typical = torch.stack([target_distance(model, c.x_cf, w) for c in cands]).argmin(0)         # (B,)
+    held = torch.stack([held_probability(model, c.x_cf, w) >= hold_p for c in cands])         # (M, B)
+    size = torch.stack([c.l1 for c in cands]).masked_fill(~held, float("inf"))
+    expected = torch.where(held.any(0), size.argmin(0), typical)
+    assert cf.rung is not None and torch.equal(cf.rung, expected)
+    assert torch.equal(cf.held, held[expected, torch.arange(3)])
+    assert cf.held.all() if hold_p == 0 else (not cf.held.any() if hold_p > 1 else True)
     for i in range(3):
-        assert torch.allclose(cf.x_cf[i], cands[cf.rung[i]][i], atol=1e-5)
-    assert len({tuple(c.flatten().tolist()) for c in cands}) == cfm.CANDIDATES       # the candidates differ
+        assert torch.allclose(cf.x_cf[i], cands[cf.rung[i]].x_cf[i], atol=1e-5)
+    assert len({tuple(c.x_cf.flatten().tolist()) for c in cands}) == cfm.CANDIDATES       # the candidates differ
+
+
+def test_held_probability_is_the_worst_shifted_copy(model, x):
+    """min over the identity and HOLD_SHIFTS − 1 shifted/mirrored copies of the target mixture's probability
+    (normalised by its largest weight): never above the unshifted copy's."""
+    from jdx.counterfactual_methods import held_probability
+    w = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
+    p = held_probability(model, x, w)
+    p0 = (w * model.predict(x)).sum(-1) / w.max(-1).values
+    assert p.shape == (3,) and (p <= p0 + 1e-6).all() and (p >= 0).all()
+    assert torch.allclose(held_probability(model, x, w, k=1), p0, atol=1e-5)
 
 
 def test_best_of_rows_do_not_depend_on_their_batch(model, x):
@@ -438,6 +463,7 @@ def test_best_of_rows_do_not_depend_on_their_batch(model, x):
     for i in range(3):
         one = counterfactual(model, x[i:i + 1], w[i:i + 1], seed=[5 + i], **kw)
         assert torch.allclose(one.x_cf[0], batch.x_cf[i], atol=1e-5) and one.rung[0] == batch.rung[i]
+        assert one.held[0] == batch.held[i]
 
 
 def test_target_distance(model, x, shapes_dir):

@@ -24,8 +24,8 @@ edited toward the classes you weight with the sliders (several sliders: a mix, e
 **keep close** λ: a pull of the predicted clean image back toward your input; *ace* redoes a first edit inside
 a mask of where it changed, so everything else stays exactly as it was; *ddim-inversion* encodes the image
 deterministically (at s = 0 it comes back unchanged); *adaptive* redoes, with a harder pull, an edit the model
-does not still believe on noisy copies of it; *best-of* (the default) makes two dime edits and keeps the one whose features
-look most like real training images of the target; its classifier pull is averaged over slightly shifted and mirrored
+does not still believe on noisy copies of it; *best-of* (the default) makes two dime edits and keeps the smaller of those the classifier still
+calls the target on shifted and mirrored copies (if neither, the one that looks most like real training images of the target); its classifier pull is averaged over slightly shifted and mirrored
 copies of the image, so it follows what makes the class, not pixel patterns that fool the classifier at one position. **t\\*** sets how much may change, **s** how hard the
 classifier pulls. The difference map shows the edit: red pixels got brighter, blue darker. A second,
 separately trained classifier checks the result: an edit only the steering model believes is not an
@@ -75,15 +75,19 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
     return "  \n".join(lines)
 
 
-def method_note(method: str, rung, t_star: int, scale: float, lam: float, target: str) -> str:
+def method_note(method: str, rung, t_star: int, scale: float, lam: float, target: str, held=None) -> str:
     """What adaptive and best-of did for this image (cf.rung): adaptive's result equals dime's whenever its
     first rung is accepted, and the page said nothing, so the two looked like one method."""
     if rung is None or method not in ("adaptive", "best-of"):
         return ""
     r = int(rung)
     if method == "best-of":
-        return (f"best-of kept candidate {r + 1} of {CANDIDATES}: the one whose joint-model features lie nearest "
-                f"real training images of {target}.\n\n")
+        if held is not None and bool(held):
+            return (f"best-of kept candidate {r + 1} of {CANDIDATES}: the smallest edit that the joint classifier "
+                    f"still calls {target} on every shifted and mirrored copy.\n\n")
+        return (f"best-of kept candidate {r + 1} of {CANDIDATES}: the classifier held neither edit on every shifted "
+                f"copy, so it kept the one whose joint-model features lie nearest real training images of "
+                f"{target}.\n\n")
     if r == 0:
         return ("adaptive: the joint model accepted the first edit, so no harder redo ran (this is the dime edit "
                 "at these settings).\n\n")
@@ -160,7 +164,8 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
     warning = compute.run(lambda: ood_warning(model, cf.x))     # first: it qualifies every verdict below it
     asked = targeted(names, w)
     note = method_note(method, None if cf.rung is None else cf.rung[0], t_star, scale, lam,
-                       asked[0] if len(asked) == 1 else "the target's classes")
+                       asked[0] if len(asked) == 1 else "the target's classes",
+                       None if cf.held is None else cf.held[0])
     summary = chosen + summary + note + (f"{warning}\n\n" if warning else "") + verdicts(names, w, p0, p1, p_sep, l1,
                                                                                  ood=bool(warning))
     return ((big(cf.x[0]), big(cf.x_cf[0])), signed_with_scale(diff, "x_cf − x: red brighter, blue darker"),

@@ -64,6 +64,16 @@ SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');
   if (brush && !brush.classList.contains('highlight')) brush.click();
   if ((brush && brush.classList.contains('highlight')) || ++tries > 50) clearInterval(timer); }, 200); }"""
+# A slider's number box commits a typed value on blur (Gradio fires "release" then, which the lesson's sliders
+# listen to); Enter, what a person presses after typing, did nothing. Enter now leaves the box, so it commits too.
+ENTER_COMMITS = """<script>
+document.addEventListener('keydown', (e) => {
+  const box = e.target;
+  if (e.key !== 'Enter' || !(box instanceof HTMLInputElement) || box.type !== 'number') return;
+  const block = box.closest('.block');
+  if (block && block.querySelector('input[type=range]')) box.blur();
+});
+</script>"""
 # A first-time visitor who opens a tab should see an answer, not empty panes: the first time a tab is shown while
 # a picture is loaded and its answer pane is still empty, its main button is pressed for them (in the browser, so
 # it is the same event as a click: same queue, progress bar and error handling). (button id, a selector that
@@ -256,7 +266,7 @@ def launch(demo: gr.Blocks, **kwargs):
     # allowed_paths: the examples are served from the repository whatever the working directory (the page
     # opens on one, and a gallery click returns one).
     options = dict(server_name=os.environ.get("JDX_HOST", "127.0.0.1"), max_file_size=MAX_UPLOAD,
-                   css=CSS + lesson.CSS, theme=THEME, show_error=True, allowed_paths=[str(EXAMPLES)])
+                   css=CSS + lesson.CSS, theme=THEME, head=ENTER_COMMITS, show_error=True, allowed_paths=[str(EXAMPLES)])
     options.update(kwargs)
     options["share"] = False
     return demo.queue(default_concurrency_limit=int(os.environ.get("JDX_CONCURRENCY", "1"))).launch(**options)
