@@ -426,7 +426,10 @@ def cmd_counterfactual(args) -> None:
                    "p_target_separate": None if p_sep is None else float(p_sep[k]),
                    "probs_separate": None if p_sep is None else [round(float(p), 6) for p in p_sep],
                    "agree": v.agree, "weak": v.weak, "invisible": v.invisible, "missed": v.missed,
-                   "warnings": v.warnings}
+                   "warnings": v.warnings,
+                   # adaptive: the ladder rung it stopped at; best-of: the candidate kept and whether it was held
+                   "rung": None if cf.rung is None else int(cf.rung[0]),
+                   "held": None if cf.held is None else bool(cf.held[0])}
             summary.write(json.dumps(row) + "\n")
             if args.json:
                 print(json.dumps(row))

@@ -200,11 +200,17 @@ class UNet(nn.Module):
             h = module(h, emb)                   # (B, C_L, H/2^L, W/2^L): the bottleneck
         return skips, h, emb
 
-    def forward(self, x: Tensor, t: Tensor | None = None, return_features: bool = False) -> UNetOutput:
-        skips, h, emb = self.encode(x, t)
-        features = [*skips, h] if return_features else []
+    def decode(self, skips: list[Tensor], h: Tensor, emb: Tensor | None, features: list[Tensor] | None = None) -> Tensor:
+        """The decoder on encode()'s outputs → the output map; appends each decoder block's map to `features`.
+        Apart from forward so that a caller can keep autograd to the encoder (classifier guidance needs only it)."""
+        skips = list(skips)
         for module in self.up:
             h = module(torch.cat([h, skips.pop()], dim=1), emb)
-            if return_features:
+            if features is not None:
                 features.append(h)
-        return UNetOutput(self.out(h), features)
+        return self.out(h)
+
+    def forward(self, x: Tensor, t: Tensor | None = None, return_features: bool = False) -> UNetOutput:
+        skips, h, emb = self.encode(x, t)
+        features = [*skips, h] if return_features else None
+        return UNetOutput(self.decode(skips, h, emb, features), features or [])

@@ -152,6 +152,8 @@ def test_a_failed_action_clears_the_old_answer(page, tmp_path):
     expect(page.locator("#predict-plots img")).to_have_count(0)
     expect(page.locator("#predict-ood")).not_to_contain_text("training data")
     expect(robustness_plot(page)).to_have_count(0)
+    # … and the picture box is empty, not a broken-image icon
+    expect(page.locator("#input-image img")).to_have_count(0, timeout=10_000)
     close_toasts(page)
     page.locator("#examples button.thumbnail-item").nth(21).click()      # back to the sneaker for the next tests
     expect(top_class(page)).to_have_text("Sneaker", timeout=60_000)
@@ -300,18 +302,33 @@ def test_auxiliary_and_learn(page):
 
 
 def test_a_typed_slider_value_and_enter_redraw_the_lesson(page):
-    """A teacher types a noise level into the slider's box and presses Enter (before, only leaving the box or
-    dragging redrew the step)."""
+    """A teacher types a noise level into a slider's box and presses Enter, then types another and clicks away:
+    each redraw uses the value just typed (Gradio's blur handler sent the one typed before; Enter did nothing)."""
     tab(page, "Learn")
     page.get_by_text("A guided lesson for a class").click()
-    picture = page.locator("#lesson img").first
-    expect(picture).to_be_visible(timeout=60_000)
-    before = picture.get_attribute("src")
-    box = page.locator("#lesson input[type=number]").first
-    box.fill("450")
-    box.press("Enter")
-    expect(picture).not_to_have_attribute("src", before, timeout=60_000)
+    page.get_by_role("tab", name="6 · Noise level").click()
+    said = page.locator("#lesson").get_by_text(re.compile(r"True t = \d+"))
+    expect(said).to_be_visible(timeout=60_000)
+    box = page.locator("#lesson input[type=number]:visible").first
+
+    def type_in(value: str) -> None:          # as a person types: select what is there, key in the digits
+        box.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type(value)
+    type_in("150")
+    page.keyboard.press("Enter")
+    expect(said).to_contain_text("True t = 150", timeout=60_000)
     expect(box).not_to_be_focused()
+    type_in("400")
+    page.keyboard.press("Tab")                                            # leaving the box commits too
+    expect(said).to_contain_text("True t = 400", timeout=60_000)
+    type_in("250")
+    page.locator("#lesson").get_by_text("Look for").last.click()          # … and so does clicking elsewhere
+    expect(said).to_contain_text("True t = 250", timeout=60_000)
+    type_in("9999")                                                       # beyond the slider: clamped to its end
+    page.keyboard.press("Enter")
+    expect(box).to_have_value("500")
+    expect(said).to_contain_text("True t = 500", timeout=60_000)
     no_error(page)
 
 

@@ -200,6 +200,9 @@ def test_cli_method(tiny_joint, shapes_dir, tmp_path, method):
     row = json.loads((out / "summary.jsonl").read_text().splitlines()[0])
     assert row["method"] == method and row["lam"] == 0.1 and row["t_star"] == 20 and (out / "0.png").exists()
     assert row["guide"] == PER_METHOD[method].guide
+    # which candidate best-of kept and whether it was held; adaptive's rung; nothing for the one-pass methods
+    assert (row["held"] is not None) == (method == "best-of")
+    assert (row["rung"] is not None) == (method in ("best-of", "adaptive"))
 
 
 def test_cli_guide(tiny_joint, shapes_dir, tmp_path):
@@ -250,7 +253,13 @@ def test_verdicts_warn_in_words():
     noise = verdicts(names, w, p0, p1, np.array([0.1, 0.9, 0.0]), l1=0.1, ood=True)   # agreement on an OOD input
     assert "says little" in noise and "✓" not in noise
     fooled = verdicts(names, w, p0, p1, np.array([0.1, 0.9, 0.0]), l1=0.005)   # both agree, but nothing visible
-    assert "adversarial edit" in fooled and "✓" not in fooled
+    assert "almost invisible" in fooled and "border between square and vbar" in fooled and "✓" not in fooled
+    half = verdicts(names, np.array([0.0, 1.0, 1.0]), p0, np.array([0.05, 0.9, 0.05]), np.array([0.05, 0.9, 0.05]),
+                    l1=0.1)                               # asked for a vbar–hbar mix, got a vbar
+    assert "Only part of the mixture" in half and "hbar 5% (you asked 50%)" in half and "✓" not in half
+    even = verdicts(names, np.array([0.0, 1.0, 1.0]), p0, np.array([0.05, 0.5, 0.45]), np.array([0.1, 0.45, 0.45]),
+                    l1=0.1)                               # the mix reached: 45 % is a strong vote for a 50 % share
+    assert "✓" in even and "share of the mix you asked for: 50%" in even and "weak" not in even
     mix = np.array([0.0, 0.5, 0.5])                        # asked for vbar or hbar, got square
     missed = verdicts(names, mix, np.array([0.1, 0.8, 0.1]), np.array([0.7, 0.2, 0.1]), np.array([0.8, 0.1, 0.1]),
                       l1=0.1)
@@ -350,6 +359,17 @@ def test_verdict_in_words():
     elsewhere = verdict(names, w, p0, [0.2, 0.1, 0.7], [0.1, 0.1, 0.8], l1=0.1)   # both say hbar; asked vbar
     assert elsewhere.agree and elsewhere.missed and not elsewhere.believed
     assert "missed the target" in elsewhere.warnings[0] and "(vbar)" in elsewhere.warnings[0]
+    # a tiny flip both classifiers believe: the picture sat on the border — said so, not called adversarial
+    border = verdict(names, w, p0, p1, [0.1, 0.8, 0.1], l1=0.01)
+    assert border.invisible and border.agree and not border.believed
+    assert "border between square and vbar" in border.warnings[0] and ADVERSARIAL not in border.warnings[0]
+    # a 50/50 mixture: its top class is judged against its share, and a class of the mix left out is said
+    mix = [0.0, 1.0, 1.0]
+    even = verdict(names, mix, p0, [0.05, 0.5, 0.45], [0.1, 0.45, 0.45], l1=0.1)
+    assert even.agree and not even.weak and not even.short and even.believed and even.warnings == []
+    half = verdict(names, mix, p0, [0.05, 0.9, 0.05], [0.05, 0.9, 0.05], l1=0.1)
+    assert half.short == ("hbar",) and not half.believed
+    assert "only part of the mixture" in half.warnings[0] and "hbar 5% (asked 50%)" in half.warnings[0]
 
 
 def test_cli_judge(tiny_joint, tiny_classifier, shapes_dir, tmp_path, capsys):

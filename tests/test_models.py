@@ -38,6 +38,23 @@ def test_joint_forward_and_classify_agree():
     assert p.shape == (5, 4) and torch.allclose(p.sum(-1), torch.ones(5))
 
 
+def test_one_encoder_pass_gives_eps_logits_and_the_guidance_gradient():
+    """eps_logits_guidance (the app's guided Denoise step) equals the joint forward with autograd over the whole
+    U-Net: the same ε̂ and logits, and the same ∇_x Σ_k w_k log p(k | x_t, t), row by row."""
+    torch.manual_seed(0)
+    m = JointModel(CFG, ScheduleConfig(T=50), HeadConfig(num_classes=4)).eval()
+    x, t = torch.randn(3, 1, 16, 16), torch.tensor([5, 20, 40])
+    w = torch.tensor([[1.0, 0, 0, 0], [0, 0.5, 0.5, 0], [0, 0, 0, 1.0]])
+    eps, logits, grad = m.eps_logits_guidance(x, t, w)
+    x_in = x.clone().requires_grad_(True)
+    out = m(x_in, t)
+    (expected,) = torch.autograd.grad((w * torch.log_softmax(out.logits, -1)).sum(), x_in)
+    torch.testing.assert_close(eps, out.eps.detach())
+    torch.testing.assert_close(logits, out.logits.detach())
+    torch.testing.assert_close(grad, expected)
+    assert not eps.requires_grad and grad.abs().sum() > 0
+
+
 def test_joint_objective_backpropagates_into_every_parameter():
     m = JointModel(CFG, ScheduleConfig(T=50), HeadConfig(num_classes=4))
     out = JointObjective(m, lam=0.1)(torch.randn(8, 1, 16, 16), torch.randn(8, 1, 16, 16), torch.randint(0, 4, (8,)))

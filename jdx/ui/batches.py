@@ -80,13 +80,8 @@ def _eps_logits(key: tuple, batch: list[EpsRow]) -> EpsLogits:
             out = model(x, t)
         return EpsLogits(out.eps, out.logits)
     w = torch.stack([r.weights for r in batch]).to(dev)                    # (B, num_classes)
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        out = model(x, t)
-        log_p = torch.log_softmax(out.logits.float(), dim=-1)
-        (grad,) = torch.autograd.grad((w * log_p).sum(), x)               # rows independent: a sum is fine
-    eps_hat = out.eps.detach() - scale * model.schedule.sigma(t, x.dim()) * grad
-    return EpsLogits(eps_hat, out.logits.detach())
+    eps, logits, grad = model.eps_logits_guidance(x, t, w)
+    return EpsLogits(eps - scale * model.schedule.sigma(t, x.dim()) * grad, logits)
 
 
 _EPS = compute.Batcher(_eps_logits, join=list)

@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from ..counterfactual import CANDIDATES, DEFAULT, LADDER, METHODS, PER_METHOD
+from ..counterfactual import ACCEPT_DRAWS, ACCEPT_P, ACCEPT_T, CANDIDATES, DEFAULT, LADDER, METHODS, PER_METHOD
 from ..second_opinion import ADVERSARIAL, judge_name, targeted, verdict
 from ..viz import trajectory_strip
 from . import batches, compute, models
@@ -21,7 +21,8 @@ from .predict import ood_warning
 EXPLAIN = """**What you see.** *What would have to change for the model to call this a …?* The image is
 edited toward the classes you weight with the sliders (several sliders: a mix, e.g. half shirt, half coat).
 **Method**: *sdedit* noises to t\\* and walks back with the classifier's gradient; *dime* adds
-**keep close** λ: a pull of the predicted clean image back toward your input; *ace* redoes a first edit inside
+**keep close** λ: a pull of the predicted clean image back toward your input (it helps up to about 2; a stronger
+pull jitters the pixels and the edit grows); *ace* redoes a first edit inside
 a mask of where it changed, so everything else stays exactly as it was; *ddim-inversion* encodes the image
 deterministically (at s = 0 it comes back unchanged); *adaptive* redoes, with a harder pull, an edit the model
 does not still believe on noisy copies of it; *best-of* (the default) makes two dime edits and keeps the smaller of those the classifier still
@@ -47,31 +48,41 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
     input is unlike the training data, where two classifiers agreeing says little (both must name a class, and
     on noise both can be steered), so no ✓ is given."""
     v = verdict(names, w, p0, p1, p_sep, l1)
+    share = np.asarray(w, dtype=float) / np.sum(w)
     lines = [f"**Joint model** (steered the edit): **{v.joint}** ({p1.max():.0%})."]
     if v.missed:
         asked = ", ".join(targeted(names, w))
         lines.append(f"⚠ **The edit missed the target**: the joint model calls the result {v.joint}, which is not "
-                     f"among the classes you asked for ({asked}). Raise t\\* or s.")
+                     f"among the classes you asked for ({asked}). Raise t\\* or s, or lower λ (keep close).")
+    elif v.short:
+        gave = ", ".join(f"{n} {p1[names.index(n)]:.0%} (you asked {share[names.index(n)]:.0%})" for n in v.short)
+        lines.append(f"⚠ **Only part of the mixture was reached**: the joint model gives {gave}. The result is a "
+                     f"{v.joint}, not the mix you asked for.")
     if v.separate is None:
         lines.append("No separately trained classifier ships for these classes: no second opinion.")
         return "  \n".join(lines)
     lines.append(f"**Separate classifier** (second opinion): **{v.separate}** ({p_sep.max():.0%}).")
-    if v.invisible:
+    if v.invisible and v.agree:
+        lines.append(f"⚠ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}). Both classifiers "
+                     f"now say {v.joint}, so your picture sat on the border between {v.before} and {v.joint}: the "
+                     f"edit shows where that border is, not what a {v.joint} looks like. Raise t\\* for a fuller edit.")
+    elif v.invisible:
         lines.append(f"⚠ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}): **{ADVERSARIAL}.** "
                      "Raise t\\* or lower s.")
     if not v.agree:
         lines.append(f"⚠ **The two classifiers disagree**: the joint model says {v.joint}, the separate classifier "
                      f"{v.separate}. The edit convinces only the model that steered it; do not read it as what a "
                      f"{v.joint} looks like.")
-    elif w[p1.argmax()] > 0 and v.flipped and not v.invisible:     # an invisible flip gets no ✓ (⚠ above)
+    elif w[p1.argmax()] > 0 and v.flipped and not v.invisible and not v.short:   # no ✓ beside a ⚠ above
+        mix = "" if share[p1.argmax()] >= 1 else f" (its share of the mix you asked for: {share[p1.argmax()]:.0%})"
         if ood:
             lines.append(f"Both classifiers call the result {v.joint}, but on a picture unlike their training data "
                          "that agreement says little: both can be steered on noise.")
         elif v.weak:
             lines.append(f"⚠ Both classifiers call the result {v.joint}, but the separate one only at "
-                         f"{p_sep.max():.0%}: **a weak second opinion**, not a convincing {v.joint}.")
+                         f"{p_sep.max():.0%}{mix}: **a weak second opinion**, not a convincing {v.joint}.")
         else:
-            lines.append(f"✓ Both classifiers call the result **{v.joint}**.")
+            lines.append(f"✓ Both classifiers call the result **{v.joint}**{mix}.")
     return "  \n".join(lines)
 
 
@@ -88,12 +99,14 @@ def method_note(method: str, rung, t_star: int, scale: float, lam: float, target
         return (f"best-of kept candidate {r + 1} of {CANDIDATES}: the classifier held neither edit on every shifted "
                 f"copy, so it kept the one whose joint-model features lie nearest real training images of "
                 f"{target}.\n\n")
+    test = (f"its acceptance test: the target's mean probability on {ACCEPT_DRAWS} copies noised to t = "
+            f"{ACCEPT_T[0]} reaches {ACCEPT_P:.0%}, so pixel patterns that fool it on the clean picture do not count")
     if r == 0:
-        return ("adaptive: the joint model accepted the first edit, so no harder redo ran (this is the dime edit "
-                "at these settings).\n\n")
+        return (f"adaptive: the joint model accepted the first edit ({test}), so no harder redo ran (this is the "
+                f"dime edit at these settings).\n\n")
     a, b, c = LADDER[r]          # r = −1 (none accepted): the last budget, which the image kept
-    head = ("the joint model accepted none of its budgets; this is the last" if r < 0
-            else f"the joint model did not accept the first edit; this is redo {r}")
+    head = (f"the joint model accepted none of its budgets ({test}; the clean verdicts below can still agree); "
+            f"this is the last" if r < 0 else f"the joint model did not accept the first edit ({test}); this is redo {r}")
     return (f"adaptive: {head}, made with t* = {t_star * a:g}, s = {scale * b:g}, λ = {lam * c:g} (a stronger pull "
             f"toward the target, with a stronger keep-close term to match), not the settings above.\n\n")
 
@@ -191,8 +204,13 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                 method = gr.Dropdown(list(METHODS), value=DEFAULT.method, label="method", elem_id="cf-method")
                 t_star = gr.Slider(10, models.T_of(model_box.value), value=DEFAULT.t_star, step=10, label="how much may change: t*")
                 scale = gr.Slider(0, 800, value=DEFAULT.scale, step=5, label="guidance scale s")
-                lam = gr.Slider(0, 20, value=DEFAULT.lam, step=0.5, label="keep close: λ", elem_id="cf-lam")
+                # Up to 5, not 20: the pull is λ·sign(x̂₀ − x) on every pixel, and beyond ~2 it jitters pixels
+                # around the input in 10 big steps, so the edit grows (a helper at λ 20: L1 0.166, target missed;
+                # dev split, README: λ 3 gave larger edits than λ 2).
+                lam = gr.Slider(0, 5, value=DEFAULT.lam, step=0.25, label="keep close: λ", elem_id="cf-lam")
                 seed = gr.Number(0, precision=0, label="seed")
+            # Beside the settings it acts on (it sat below every result, a screen away from the sliders).
+            run = gr.Button("Make counterfactual", variant="primary", elem_id="cf-btn")
             summary = gr.Markdown("Drag a class slider to the right and release it.", elem_id="cf-summary")
             with gr.Row():
                 compare = gr.ImageSlider(label="before | after (drag the divider)", type="pil", format="png",
@@ -203,7 +221,6 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                             elem_id="cf-bars")
             strip = gr.Image(label="the edit's trajectory: x_t (top), x̂₀ (bottom), t* → 0", format="png",
                              interactive=False, elem_classes="pixelated")
-            run = gr.Button("Make counterfactual", variant="primary", elem_id="cf-btn")
             if BENCHMARK_PLOT.exists():
                 with gr.Accordion("How this method compares (benchmark on Fashion-MNIST test images)", open=False):
                     gr.Image(str(BENCHMARK_PLOT), show_label=False, interactive=False, elem_id="cf-benchmark")

@@ -64,15 +64,46 @@ SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
   const brush = document.querySelector('#sketch button[aria-label="Brush"]');
   if (brush && !brush.classList.contains('highlight')) brush.click();
   if ((brush && brush.classList.contains('highlight')) || ++tries > 50) clearInterval(timer); }, 200); }"""
-# A slider's number box commits a typed value on blur (Gradio fires "release" then, which the lesson's sliders
-# listen to); Enter, what a person presses after typing, did nothing. Enter now leaves the box, so it commits too.
+# Typing into a slider's number box (Gradio 6.31): clicking into the box fired "release" (which the lesson's
+# sliders listen to) with the value already there, and the release on leaving the box, with the typed value, was
+# dropped while that stale run was busy — each redraw showed the value typed before (a helper typed 150, 400,
+# 250 into lesson step 6 and saw t = 200, 150, 400; the requests showed 200, then 150). Enter did nothing. Now
+# a click into the box sends nothing, and leaving it (Enter leaves it) clamps the value to the slider's range,
+# reports it as an input and ends with a pointer-up, whose handler waits a tick and sends "release" with it.
+# The capture listeners stop Gradio's own blur and click handling before they run.
 ENTER_COMMITS = """<script>
+const sliderBox = (el) => el instanceof HTMLInputElement && el.type === 'number'
+  && el.closest('.block')?.querySelector('input[type=range]');
 document.addEventListener('keydown', (e) => {
-  const box = e.target;
-  if (e.key !== 'Enter' || !(box instanceof HTMLInputElement) || box.type !== 'number') return;
-  const block = box.closest('.block');
-  if (block && block.querySelector('input[type=range]')) box.blur();
+  if (e.key === 'Enter' && sliderBox(e.target)) e.target.blur();
 });
+document.addEventListener('pointerup', (e) => {
+  // a click *into* the box: Gradio treats it as a drag's end and sends the value already there; the
+  // synthetic pointer-up below (not trusted) goes through
+  if (e.isTrusted && sliderBox(e.target)) e.stopPropagation();
+}, true);
+// An upload the browser cannot draw (a text file named .png) left a broken-image icon in the picture box
+// beside the "not an image" message: empty the box instead, as its own "Remove Image" button does.
+// (Checked a moment after any image fails: the failing <img> may not be in the box yet when it fails.)
+document.addEventListener('error', (e) => {
+  if (!(e.target instanceof HTMLImageElement)) return;
+  setTimeout(() => {
+    const broken = [...document.querySelectorAll('#input-image img')].some((i) => i.complete && !i.naturalWidth);
+    if (broken) document.querySelector('#input-image button[aria-label="Remove Image"]')?.click();
+  }, 200);
+}, true);
+document.addEventListener('blur', (e) => {
+  const range = sliderBox(e.target);
+  if (!range) return;
+  e.stopPropagation();
+  const box = e.target, v = Number(box.value);
+  const clamped = Math.min(Math.max(v, Number(range.min)), Number(range.max));
+  if (box.value !== '' && clamped !== v) {
+    box.value = String(clamped);
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  }
+  box.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
+}, true);
 </script>"""
 # A first-time visitor who opens a tab should see an answer, not empty panes: the first time a tab is shown while
 # a picture is loaded and its answer pane is still empty, its main button is pressed for them (in the browser, so

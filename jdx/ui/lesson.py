@@ -58,8 +58,9 @@ STEPS = [
     Step("5 · A counterfactual",
          "Noise your image to t*, then walk back with guidance toward the class the model thought second most "
          "likely: the smallest edit that changes its mind. t* says how much may change.",
-         "Drag t*: a small t* allows only small changes, and the page warns when one fools the model without "
-         "convincing a second classifier; a larger t* allows larger changes.",
+         "Drag t*: it sets how much of the picture may change, not how much will — the edit kept is the "
+         "smallest that convinces the model, so the change can shrink again at a large t*; the page warns when "
+         "an edit fools the model without convincing a second classifier.",
          "Is the edit a change a person would make, or a trick that only fools the model?"),
     Step("6 · A classifier of noise levels",
          "A second network (a CDM) only learned to tell how noisy an image is: p(t | x_t). Its gradient turns out "
@@ -236,16 +237,16 @@ def _wire(k: int, model_box, image, class_names, examples):
     """Step k's control and picture, wired; → (handler, inputs, outputs) to draw it as the step opens."""
     picture = dict(format="png", interactive=False, elem_classes="pixelated", show_label=False, height=300)
     if k in (0, 1):
-        t = gr.Slider(0 if k == 0 else 1, models.T_of(model_box.value), value=200, step=10, label="noise level t")
+        t = gr.Slider(0 if k == 0 else 10, models.T_of(model_box.value), value=200, step=10, label="noise level t")
         out = gr.Image(**picture)
         step = lesson_forward if k == 0 else lesson_prediction
         fn, inputs, outputs = models.if_image(step, 1), [model_box, image, t], [out]
-        clear_on_failure(t.release(fn, inputs, outputs, api_name=step.__name__), outputs)
+        clear_on_failure(t.release(fn, inputs, outputs, api_name=step.__name__, trigger_mode="always_last"), outputs)
     elif k == 2:
         d = gr.Slider(10, 300, value=100, step=10, label="step size Δ (from t = 300)")
         out = gr.Image(**picture)
         fn, inputs, outputs = models.if_image(lesson_step, 1), [model_box, image, d], [out]
-        clear_on_failure(d.release(fn, inputs, outputs, api_name="lesson_step"), outputs)
+        clear_on_failure(d.release(fn, inputs, outputs, api_name="lesson_step", trigger_mode="always_last"), outputs)
     elif k == 3:
         target = gr.Radio(class_names, value=None, label="steer toward (none picked: the picture's second choice)")
         out, said = gr.Image(**picture), gr.Markdown()
@@ -256,12 +257,12 @@ def _wire(k: int, model_box, image, class_names, examples):
         t_star = gr.Slider(min(50, T // 2), T, value=250, step=25, label="how much may change: t*")
         out, said = gr.Image(**picture), gr.Markdown()
         fn, inputs, outputs = models.if_image(lesson_counterfactual, 2), [model_box, image, t_star], [out, said]
-        clear_on_failure(t_star.release(fn, inputs, outputs, api_name="lesson_counterfactual"), outputs)
+        clear_on_failure(t_star.release(fn, inputs, outputs, api_name="lesson_counterfactual", trigger_mode="always_last"), outputs)
     elif k == 5:
         t = gr.Slider(0, models.T_of(model_box.value), value=200, step=10, label="true noise level t")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
         fn, inputs, outputs = models.if_image(lesson_noise_level, 2), [model_box, image, t], [fig, said]
-        clear_on_failure(t.release(fn, inputs, outputs, api_name="lesson_noise_level"), outputs)
+        clear_on_failure(t.release(fn, inputs, outputs, api_name="lesson_noise_level", trigger_mode="always_last"), outputs)
     else:
         # a drop-down, not 30 radio buttons: in the lesson's large type those filled the projected screen
         pick = gr.Dropdown(examples, value=None, label="load an example garment into the page's image")

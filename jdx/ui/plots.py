@@ -202,8 +202,10 @@ def bpd_histogram(hist: dict | None, value: float, others: dict[str, float] | No
     if hist:
         edges = np.asarray(hist["edges"])
         ax.stairs(hist["counts"], edges, fill=True, color="#9aa5b1", alpha=0.7, label="test images")
-    for i, (name, v) in enumerate((others or {}).items()):
-        ax.axvline(v, color=colour(3 + i), ls=":", lw=1.5, label=f"{name} (mean)")
+    # Distinct hue *and* dash per reference: teal and green dotted lines read as one in the legend.
+    for (name, v), c, ls in zip((others or {}).items(), ("#4e79a7", "#f28e2b", "#b07aa1", "#59a14f"),
+                                (":", "-.", "--", (0, (1, 3)))):
+        ax.axvline(v, color=c, ls=ls, lw=2, label=f"{name} (mean)")
     ax.axvline(value, color="#e15759", lw=2.5, label=f"{label}: {value:.2f}")
     ax.set(xlabel="bits/dim (lower: more likely)", ylabel="images")
     ax.set_title("one-pass likelihood (Thm 3.2)", fontsize=11)
