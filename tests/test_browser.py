@@ -152,11 +152,12 @@ def test_a_failed_action_clears_the_old_answer(page, tmp_path):
     expect(page.locator("#predict-plots img")).to_have_count(0)
     expect(page.locator("#predict-ood")).not_to_contain_text("training data")
     expect(robustness_plot(page)).to_have_count(0)
-    # … and the picture box is empty, not a broken-image icon
+    # … and the picture box is emptied, not left with a broken-image icon
     expect(page.locator("#input-image img")).to_have_count(0, timeout=10_000)
     close_toasts(page)
     page.locator("#examples button.thumbnail-item").nth(21).click()      # back to the sneaker for the next tests
     expect(top_class(page)).to_have_text("Sneaker", timeout=60_000)
+    expect(page.locator("#input-image img").first).to_be_visible()        # a good picture shows again
 
 
 def test_a_settled_page_sends_no_requests(page):

@@ -83,14 +83,21 @@ document.addEventListener('pointerup', (e) => {
   if (e.isTrusted && sliderBox(e.target)) e.stopPropagation();
 }, true);
 // An upload the browser cannot draw (a text file named .png) left a broken-image icon in the picture box
-// beside the "not an image" message: empty the box instead, as its own "Remove Image" button does.
-// (Checked a moment after any image fails: the failing <img> may not be in the box yet when it fails.)
+// beside the "not an image" message: empty the box, as its "Remove Image" button does — but only once that
+// message is on screen (or after 15 s): emptying it at once raced the upload's own event, and in CI the
+// message never came. (Checked a moment after any image fails: the failing <img> may not be in the box yet.)
 document.addEventListener('error', (e) => {
   if (!(e.target instanceof HTMLImageElement)) return;
-  setTimeout(() => {
+  let waited = 0;
+  const timer = setInterval(() => {
+    waited += 250;
     const broken = [...document.querySelectorAll('#input-image img')].some((i) => i.complete && !i.naturalWidth);
-    if (broken) document.querySelector('#input-image button[aria-label="Remove Image"]')?.click();
-  }, 200);
+    if (!broken) { if (waited > 1000) clearInterval(timer); return; }
+    if (document.querySelector("[data-testid='toast-body'].error") || waited >= 15000) {
+      clearInterval(timer);
+      document.querySelector('#input-image button[aria-label="Remove Image"]')?.click();
+    }
+  }, 250);
 }, true);
 document.addEventListener('blur', (e) => {
   const range = sliderBox(e.target);
