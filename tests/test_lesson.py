@@ -35,6 +35,8 @@ def test_live_steps_on_a_tiny_model(tiny_joint, tmp_path, app_checkpoints):
     assert "**square**" in said and pic.width > 2.5 * pic.height
     with pytest.raises(Exception, match="unknown class .cat.; classes: 0=hbar"):
         lesson.lesson_guidance("tiny-joint", str(path), "cat")
+    pair, said = lesson.lesson_counterfactual("tiny-joint", str(path), 20)     # which side is which, in words
+    assert said.startswith("**Left:** your picture; **right:** the edit.") and pair.shape[1] > 2 * pair.shape[0]
 
 
 def test_the_likelihood_step_scores_the_page_image_alone(tiny_joint, tmp_path, app_checkpoints):

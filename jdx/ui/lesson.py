@@ -162,7 +162,7 @@ def lesson_counterfactual(model_name: str, image, t_star: int = 250):
                                                                            DEFAULT.scale, 0, *w.tolist())
     pair = np.concatenate([np.asarray(before.convert("RGB")), np.full((before.height, 8, 3), 40, np.uint8),
                            np.asarray(after.convert("RGB"))], axis=1)
-    return pair, summary
+    return pair, "**Left:** your picture; **right:** the edit.\n\n" + summary
 
 
 @on_compute_thread
