@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import jdx  # noqa: E402
-from jdx.counterfactual import HOLD_P, SEED_STEP, counterfactual  # noqa: E402
+from jdx.counterfactual import HOLD_P, SEED_STEP, counterfactual, keep_candidate  # noqa: E402
 from jdx.counterfactual_methods import held_probability  # noqa: E402
 from jdx.counterfactual_references import target_distance  # noqa: E402
 from jdx.data import load_like  # noqa: E402
@@ -62,10 +62,10 @@ def choose(a: dict[str, np.ndarray], cols: list[int], rule: str) -> np.ndarray:
     """The candidate (index into cols) each image keeps: "typical" = nearest the target's training features
     (the library's best-of until session 11); "held" = the smallest L1 among candidates held at ≥ HOLD_P on
     every shifted copy, else the most typical (the library's since session 12)."""
-    knn, l1, held = a["knn"][:, cols], a["l1"][:, cols], a["held"][:, cols] >= HOLD_P
+    knn, l1, held = (torch.from_numpy(np.ascontiguousarray(a[k][:, cols].T)) for k in ("knn", "l1", "held"))
     if rule == "typical":
-        return knn.argmin(1)
-    return np.where(held.any(1), np.where(held, l1, np.inf).argmin(1), knn.argmin(1))
+        return knn.argmin(0).numpy()
+    return keep_candidate(held >= HOLD_P, l1, knn).numpy()            # the library's rule, on (M, N) arrays
 
 
 def summary(a: dict[str, np.ndarray]) -> dict:

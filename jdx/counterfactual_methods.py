@@ -167,6 +167,12 @@ def repaint_ddim(eps_fn: EpsFn, x: Tensor, ts: Sequence[int], schedule: Schedule
     return x
 
 
+def target_share(w: Tensor, p: Tensor) -> Tensor:
+    """Σ_c w_c p_c / max_c w_c for target weights w and probabilities p (B, C): 1 when the classifier gives the
+    mixture all it asks for (for one target class: its probability). (B,)"""
+    return (w * p).sum(-1) / w.max(-1).values
+
+
 @torch.no_grad()
 def robust_target_probability(model: nn.Module, x: Tensor, w: Tensor, ts: Sequence[int], draws: int,
                               seeds: Sequence[int]) -> Tensor:
@@ -181,8 +187,7 @@ def robust_target_probability(model: nn.Module, x: Tensor, w: Tensor, ts: Sequen
     for t in ts:
         for _ in range(draws):
             e = torch.cat([torch.randn((1, *x.shape[1:]), generator=g) for g in gens]).to(x.device)
-            p = model.classify(schedule.noise_to(x, t, e), t).float().softmax(-1)     # (B, C)
-            total += (w * p).sum(-1) / w.max(-1).values
+            total += target_share(w, model.classify(schedule.noise_to(x, t, e), t).float().softmax(-1))
     return total / (len(ts) * draws)
 
 
@@ -192,8 +197,9 @@ def held_probability(model: nn.Module, x: Tensor, w: Tensor, k: int = HOLD_SHIFT
     was trained with: min over k copies τ(x) (the identity and k − 1 random shifts by ≤ MAX_SHIFT px with
     random mirroring) of Σ_c w_c p(c | τ(x), 0) / max_c w_c. (B,) An adversarial pixel pattern fools the
     classifier at one position; a class change holds at every one. Points (toy models): the identity only."""
-    taus = random_transforms(k if x.dim() == 4 else 1, torch.Generator().manual_seed(HOLD_SEED))
-    w = w.to(x.device)
-    p = torch.stack([(w * model.classify(transform(x, tau) if x.dim() == 4 else x, 0).float().softmax(-1)).sum(-1)
-                     for tau in taus])                                                  # (k, B)
-    return (p.min(0).values / w.max(-1).values).cpu()
+    if x.dim() == 4:          # all k copies in one classifier pass (this runs on every app counterfactual)
+        copies = torch.cat([transform(x, tau) for tau in random_transforms(k, torch.Generator().manual_seed(HOLD_SEED))])
+    else:
+        copies, k = x, 1
+    p = model.classify(copies, 0).float().softmax(-1)                                   # (k·B, C)
+    return target_share(w.to(x.device).repeat(k, 1), p).view(k, -1).min(0).values.cpu()

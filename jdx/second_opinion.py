@@ -81,7 +81,8 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
     share (a 50/50 mix's Dress at 49 % is what was asked), and a class of the mix the edit left out is said."""
     w, p0, p1 = (np.asarray(v, dtype=float) for v in (w, p_before, p_after))
     w = w / w.sum()
-    before, joint = names[int(p0.argmax())], names[int(p1.argmax())]
+    top = int(p1.argmax())
+    before, joint = names[int(p0.argmax())], names[top]
     flipped = joint != before
     separate = agree = None
     if p_separate is not None:
@@ -95,15 +96,16 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
                         f"this small shows where that border is, not what a {joint} looks like")
     elif invisible:
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): {ADVERSARIAL}")
-    missed = bool(w[int(p1.argmax())] <= 0)
+    missed = bool(w[top] <= 0)
     if missed:
         asked = ", ".join(targeted(names, w))
         warnings.append(f"the edit missed the target: the joint model calls the result {joint}, which is not in the "
                         f"target ({asked}); raise t* or s, or lower λ")
-    short = tuple(names[k] for k in np.flatnonzero(w > 0) if (w > 0).sum() > 1 and p1[k] < SHORT * w[k])
+    asked_k = np.flatnonzero(w > 0)
+    short_k = [k for k in asked_k if len(asked_k) > 1 and p1[k] < SHORT * w[k]]
+    short = tuple(names[k] for k in short_k)
     if short and not missed:
-        gave = ", ".join(f"{names[k]} {p1[k]:.0%} (asked {w[k]:.0%})" for k in np.flatnonzero(w > 0)
-                         if names[k] in short)
+        gave = ", ".join(f"{names[k]} {p1[k]:.0%} (asked {w[k]:.0%})" for k in short_k)
         warnings.append(f"the edit reached only part of the mixture: the joint model gives {gave}; the result is "
                         f"a {joint}, not the mix")
     weak = False
@@ -111,8 +113,8 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
         if not agree:
             warnings.append(f"the two classifiers disagree: the joint model says {joint}, the separate classifier "
                             f"{separate}; the edit convinces only the model that steered it")
-        elif (p_sure := float(np.asarray(p_separate).max())) < SURE * max(w[int(p1.argmax())], 1e-9):
+        elif (p_sure := float(np.asarray(p_separate).max())) < SURE * max(w[top], 1e-9):
             weak = True
             warnings.append(f"the separate classifier agrees only weakly ({separate} at {p_sure:.0%} < "
-                            f"{SURE * w[int(p1.argmax())]:.0%}): a weak second opinion")
+                            f"{SURE * w[top]:.0%}): a weak second opinion")
     return Verdict(before, joint, separate, flipped, agree, invisible, warnings, weak, missed, short)
