@@ -1,7 +1,8 @@
 """Latency of every main app endpoint, and many clients at once, against a launched `python app.py`.
 
     python bench/app_latency.py [--repeats 3] [--class-size 30] [--clients 16] [--rounds 3] [--device cpu|cuda]
-        [--only predict,denoise] [--buttons counterfactual,denoise,denoise_guided] [--no-first]
+        [--only predict,denoise] [--buttons counterfactual,denoise,denoise_guided] [--class-client gradio,http]
+    [--no-first]
 
 Table 1: per endpoint, the median time of the handler alone (called in this process, no HTTP), and its CPU time (all threads of the process),
 of one event over Gradio's plain HTTP API (image uploaded once, as a browser does; POST + SSE stream) and of a full
@@ -11,7 +12,7 @@ gradio_client would otherwise parse the CA bundle for every request it sends, se
 "default client", with the library's defaults. Client and server share this machine's cores, as a browser on a
 laptop does. Above it: the Representations view's *first* answers on a fresh server (a block and t nobody
 asked for yet), and the machine's load average (other work on the machine inflates every figure).
-Table 2, a class at once: `class-size` gradio_client clients press "Make counterfactual" (each its own
+Table 2, a class at once: `class-size` clients (gradio_client, or with --class-client http as a browser does) press "Make counterfactual" (each its own
 example, target and seed) within a second, then "Denoise" (each its own seed), then a class-guided "Denoise"
 (each its own class), then "Classify": wall time until the last answer against one request alone (target:
 ≤ 8×), and how many answers are identical to the one the same request got alone (the same printed text —
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+import io
 import itertools
 import json
 import re
@@ -120,18 +122,22 @@ def upload(url: str, path: str) -> dict:
     return {"path": server_path, "meta": {"_type": "gradio.FileData"}, "orig_name": Path(path).name}
 
 
-def http_call(url: str, api: str, args) -> None:
+def http_call(url: str, api: str, args):
     """One event over Gradio's plain HTTP API (POST, then read the SSE stream to `complete`): the server's
-    latency without gradio_client's own overhead."""
+    latency without gradio_client's own overhead. → the outputs (files as FileData dicts with a URL)."""
     req = urllib.request.Request(url + "gradio_api/call" + api, json.dumps({"data": list(args)}).encode(),
                                  {"Content-Type": "application/json"})
     event = json.loads(urllib.request.urlopen(req).read())["event_id"]
     with urllib.request.urlopen(url + f"gradio_api/call{api}/{event}") as stream:
+        kind = None
         for line in stream:
-            if line.startswith(b"event: error"):
-                raise RuntimeError(f"{api} failed: {stream.read(500)!r}")
-            if line.startswith(b"event: complete"):
-                return
+            if line.startswith(b"event:"):
+                kind = line[6:].strip()
+                if kind == b"error":
+                    raise RuntimeError(f"{api} failed: {stream.read(500)!r}")
+            elif line.startswith(b"data:") and kind == b"complete":
+                return json.loads(line[5:])
+    raise RuntimeError(f"{api}: the stream ended without an answer")
 
 
 def median_time(f, repeats: int, clock=time.perf_counter) -> float:
@@ -231,35 +237,55 @@ def first_answers(client, handle_file) -> list[tuple[str, str]]:
     return rows
 
 
-def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,denoise_guided,predict") -> list[tuple[str, ...]]:
-    """n clients press the same button within a second; each answer is compared with the same request alone."""
+def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,denoise_guided,predict",
+                  client: str = "gradio") -> list[tuple[str, ...]]:
+    """n clients press the same button within a second; each answer is compared with the same request alone.
+    client "gradio": gradio_client (uploads the picture and downloads every output file on each press);
+    "http": as a browser does — each client's picture uploaded once beforehand (when the student picked it),
+    then per press one POST, the event stream and the answer's pictures fetched by URL. The clients share
+    this machine's cores with the server; gradio_client's cost more of them."""
     from gradio_client import Client, handle_file
     jobs = [(str(EXAMPLES[i % len(EXAMPLES)]), (int(EXAMPLES[i % len(EXAMPLES)].name[0]) + 1 + i % 9) % 10, i)
             for i in range(n)]
+    if client == "http":
+        uploaded = [upload(url, job[0]) for job in jobs]
+
+        def ask(i, api, *args):
+            return http_call(url, api, (MODEL, uploaded[i], *args))
+
+        def picture(v):
+            return np.asarray(Image.open(io.BytesIO(urllib.request.urlopen(v["url"]).read()))).astype(int)
+    else:
+        # generous timeouts: 30 uploads at once on a small CPU wait longer than httpx's default 5 s
+        clients = [Client(url, **CLIENT, httpx_kwargs={"timeout": 600}) for _ in range(n)]
+
+        def ask(i, api, *args):
+            return clients[i].predict(MODEL, handle_file(jobs[i][0]), *args, api_name=api)
+
+        def picture(v):
+            return np.asarray(Image.open(v)).astype(int)
 
     # An answer is (what the page prints, the 8-bit pictures): identical = the same text (classes, their
     # percentages, L1 to 3 decimals; the Denoise caption: t, class, %) and the same bytes of every picture.
-    def counterfactual(c, job):
-        path, target, seed = job
+    # ask(i, …) presses as client i (the picture of job i); pressing job j's request as client 0 is "alone".
+    def counterfactual(i, job):
+        _, target, seed = job
         w = [0] * 10
         w[target] = 1
-        out = c.predict(MODEL, handle_file(path), CF.t_star, CF.scale, seed, *w, CF.method, CF.lam, api_name="/counterfactual")
-        return out[4], np.asarray(Image.open(out[0][1])).astype(int)
+        out = ask(i, "/counterfactual", CF.t_star, CF.scale, seed, *w, CF.method, CF.lam)
+        return out[4], picture(out[0][1])
 
-    def denoise(c, job, guide="no guidance"):
-        out = c.predict(MODEL, handle_file(job[0]), "pure noise", 500, "ddim", 50, guide, 8, job[2],
-                        api_name="/denoise")
-        return out[2], np.asarray(Image.open(out[0])).astype(int)
+    def denoise(i, job, guide="no guidance"):
+        out = ask(i, "/denoise", "pure noise", 500, "ddim", 50, guide, 8, job[2])
+        return out[2], picture(out[0])
 
-    def denoise_guided(c, job):
-        return denoise(c, job, NAMES[job[1]])
+    def denoise_guided(i, job):
+        return denoise(i, job, NAMES[job[1]])
 
-    def predict(c, job):
-        label, _ = c.predict(MODEL, handle_file(job[0]), api_name="/predict")
+    def predict(i, job):
+        label, _ = ask(i, "/predict")
         return str([(d["label"], f"{d['confidence']:.0%}") for d in label["confidences"]]), np.zeros(1, int)
 
-    # generous timeouts: 30 uploads at once on a small CPU wait longer than httpx's default 5 s
-    clients = [Client(url, **CLIENT, httpx_kwargs={"timeout": 600}) for _ in range(n)]
     rows = []
     for name, fn in ((f"Make counterfactual ({CF.method}, t* {CF.t_star}, s {CF.scale:g}, {CF.steps} steps)", counterfactual),
                      ("Denoise (50-step DDIM from noise)", denoise),
@@ -267,19 +293,19 @@ def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,denoi
                      ("Classify (predict)", predict)):
         if fn.__name__ not in buttons.split(","):
             continue
-        fn(clients[0], jobs[0])                                        # warm-up
+        fn(0, jobs[0])                                                 # warm-up
         one = []
         for _ in range(3):
             t0 = time.perf_counter()
-            fn(clients[0], jobs[0])
+            fn(0, jobs[0])
             one.append(time.perf_counter() - t0)
         one_s = statistics.median(one)
-        alone = [fn(clients[0], j) for j in jobs]
+        alone = [fn(i, j) for i, j in enumerate(jobs)]
         barrier = threading.Barrier(n)
 
         def press(i):
             barrier.wait()                                             # all within a second
-            return fn(clients[i], jobs[i])
+            return fn(i, jobs[i])
         t0 = time.perf_counter()
         with ThreadPoolExecutor(n) as pool:
             together = list(pool.map(press, range(n)))
@@ -293,7 +319,8 @@ def class_at_once(url: str, n: int, buttons: str = "counterfactual,denoise,denoi
                       f"pixels differing {int((a[1] != b[1]).sum()) if a[1].shape == b[1].shape else 'shape'}, "
                       f"max |Δ| {int(np.abs(a[1] - b[1]).max()) if a[1].shape == b[1].shape else '—'} grey levels",
                       file=sys.stderr, flush=True)
-        rows.append((name, f"{one_s:.2f}", f"{wall:.1f}", f"{wall / one_s:.1f}×", f"{exact}/{n}", f"{near}/{n}", load()))
+        rows.append((name, client, f"{one_s:.2f}", f"{wall:.1f}", f"{wall / one_s:.1f}×", f"{exact}/{n}", f"{near}/{n}",
+                     load()))
     return rows
 
 
@@ -303,6 +330,8 @@ def main() -> None:
     ap.add_argument("--class-size", type=int, default=30, help="clients pressing one button at once (0: skip)")
     ap.add_argument("--buttons", default="counterfactual,denoise,denoise_guided,predict",
                     help="the class's buttons (comma-separated: counterfactual, denoise, denoise_guided, predict)")
+    ap.add_argument("--class-client", default="gradio",
+                    help="the class's clients, comma-separated: gradio (gradio_client), http (as a browser does)")
     ap.add_argument("--no-first", action="store_true", help="skip the Representations first-answer table")
     ap.add_argument("--clients", type=int, default=0, help="clients for the predict + counterfactual rounds (0: skip)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -353,10 +382,11 @@ def main() -> None:
         if args.class_size:
             print(f"\nA class of {args.class_size}: every client presses the same button within a second "
                   f"(each its own example, target and seed)\n")
-            print("| button | one alone (s, median of 3) | all answered (s) | ratio | identical to alone | within one grey "
-                  "level | load |\n|---|---:|---:|---:|---:|---:|---|")
-            for r in class_at_once(url, args.class_size, args.buttons):
-                print("| " + " | ".join(r) + " |", flush=True)
+            print("| button | clients | one alone (s, median of 3) | all answered (s) | ratio | identical to alone "
+                  "| within one grey level | load |\n|---|---|---:|---:|---:|---:|---:|---|")
+            for kind in args.class_client.split(","):
+                for r in class_at_once(url, args.class_size, args.buttons, kind):
+                    print("| " + " | ".join(r) + " |", flush=True)
         if args.clients:
             print(f"\n{args.clients} concurrent clients (each its own example and target)\n")
             print("| run | answers equal to alone | wall (s) | server RSS (MB) |\n|---|---:|---:|---:|")

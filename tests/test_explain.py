@@ -72,6 +72,19 @@ def test_compute_thread_runs_everything_on_one_thread_and_keeps_context():
         compute.run(lambda: 1 / 0)
 
 
+def test_set_threads_reaches_the_compute_thread_after_it_ran():
+    """OpenMP keeps a team size per thread: the app's compute thread, busy while the page is built, must hear
+    the serving thread count too (it kept two threads and fought the web server for the second core)."""
+    from jdx.ui import compute
+    before = torch.get_num_threads()
+    compute.run(torch.set_num_threads, 2)                 # as if it had run with the default team
+    try:
+        compute.set_threads(1)
+        assert compute.run(torch.get_num_threads) == 1 and torch.get_num_threads() == 1
+    finally:
+        compute.set_threads(before)
+
+
 def test_batcher_serves_each_caller_its_own_row_in_shared_batches():
     from concurrent.futures import ThreadPoolExecutor
 

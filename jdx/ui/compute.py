@@ -25,6 +25,18 @@ def run(fn, *args, **kwargs):
     return _EXECUTOR.submit(contextvars.copy_context().run, fn, *args, **kwargs).result()
 
 
+def set_threads(n: int) -> None:
+    """PyTorch CPU threads n for the calling thread and the compute thread. OpenMP keeps a team size per
+    thread: the compute thread, started while the page was built (it prepares the first example), kept the
+    default of all cores after the main thread asked for fewer, and its two-thread team then fought the web
+    server for the second core (session 13: a class-guided Denoise took 2.4 s over HTTP, 1.5 s after this).
+    A class's shared passes keep the same count: two threads for big batches sped 30 counterfactuals up by
+    16 % in one run and slowed 30 class-guided Denoise runs by 38 % (their per-step passes interleave with 30
+    streams), and with gradio_client's clients on the same cores the counterfactuals were 8 % slower."""
+    torch.set_num_threads(n)
+    run(torch.set_num_threads, n)
+
+
 def on_compute_thread(fn):
     """Decorator: every call of fn runs on the compute thread (signature kept for Gradio)."""
     @functools.wraps(fn)

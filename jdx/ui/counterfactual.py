@@ -119,6 +119,7 @@ def _split(args, n_classes: int):
 
 
 NEW_PICTURE = "A new picture: press **Make counterfactual** (or release a slider) to edit it."
+EDITING = "Editing the picture toward the target…"   # shown at once on a press (the page's own first press too)
 CF_CONCURRENCY = 32           # handlers mostly wait for the compute thread; more in flight → bigger shared passes
 
 
@@ -232,6 +233,9 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     # A new picture makes the shown edit someone else's: clear it in the browser (no request), and say so.
     image.change(None, None, outputs, js="() => [null, null, null, null, " + repr(NEW_PICTURE) + "]",
                  api_name=False, show_progress="hidden")
+    # Said in the browser on the press itself: the first visit presses the button for the visitor, and "press
+    # Make counterfactual" stood there while that edit ran.
+    run.click(None, None, summary, js=f"() => {EDITING!r}", queue=False, api_name=False, show_progress="hidden")
     clear_on_failure(follow([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
                             models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
                             concurrency_limit=CF_CONCURRENCY), outputs)

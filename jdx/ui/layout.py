@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import gradio as gr
-import torch
 from PIL import Image
 
-from . import (auxiliary, counterfactual, denoise, gradients, gradio_fixes, learn, lesson, models, noise_level,
-               predict, representations)
+from . import (auxiliary, compute, counterfactual, denoise, gradients, gradio_fixes, learn, lesson, models,
+               noise_level, predict, representations)
 from .errors import follow
 
 gradio_fixes.install()
@@ -300,7 +299,7 @@ serving_threads = models.serving_threads     # (bench/app_latency.py imports it 
 def launch(demo: gr.Blocks, **kwargs):
     """Local by default (127.0.0.1); uploads capped; never shared."""
     if models.device().type == "cpu":
-        torch.set_num_threads(serving_threads())
+        compute.set_threads(serving_threads())
     # allowed_paths: the examples are served from the repository whatever the working directory (the page
     # opens on one, and a gallery click returns one).
     options = dict(server_name=os.environ.get("JDX_HOST", "127.0.0.1"), max_file_size=MAX_UPLOAD,
