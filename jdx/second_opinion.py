@@ -91,9 +91,12 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
     warnings = []
     invisible = flipped and l1 < INVISIBLE_L1
     if invisible and agree:
+        # "Near the border" in pixels, not in probability: the classifier may have been sure of `before` (a
+        # walkthrough read "sat on the border" beside Sneaker 100 % as a contradiction).
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): both classifiers "
-                        f"now say {joint}, so the picture sat on the border between {before} and {joint}; an edit "
-                        f"this small shows where that border is, not what a {joint} looks like")
+                        f"now say {joint}, so in pixels the picture lies close to the border between {before} and "
+                        f"{joint}, however sure the classifier was of {before}; an edit this small shows where "
+                        f"that border is, not what a {joint} looks like")
     elif invisible:
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): {ADVERSARIAL}")
     missed = bool(w[top] <= 0)

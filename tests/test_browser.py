@@ -249,6 +249,14 @@ def test_gradients(page):
     page.wait_for_timeout(1000)
     expect(page.get_by_text("of the score").first).to_be_visible(timeout=60_000)
     no_error(page)
+    # Another picture: the old picture's gradients go, and the tab says what to press (it showed them on).
+    page.locator("#examples button.thumbnail-item").nth(24).click()          # the bag
+    expect(page.locator("#gradients-summary")).to_contain_text("press Show gradients", timeout=30_000)
+    expect(page.locator("#gradients-xt img")).to_have_count(0)
+    page.locator("#examples button.thumbnail-item").nth(21).click()          # back to the sneaker
+    page.locator("#gradients-btn").click()
+    expect(page.get_by_text("of the score").first).to_be_visible(timeout=60_000)
+    no_error(page)
 
 
 def test_counterfactual_slider_drag(page):
@@ -342,6 +350,8 @@ def test_a_diffusion_only_model_raises_no_error_from_hidden_tabs(page):
     page.locator("#examples button.thumbnail-item").nth(9).click()             # 3-dress-0: Predict reruns
     page.wait_for_timeout(3000)
     no_error(page)
+    # Predict's emptied panes say why (the notice fades).
+    expect(page.locator("#predict-ood")).to_contain_text("diffusion-only model", timeout=30_000)
     expect(page.locator("#model-info")).to_contain_text("thread")
     picker.click()
     page.get_by_role("option", name="fmnist-joint").click()
@@ -380,7 +390,7 @@ def test_opening_a_tab_shows_its_answer(page, url):
     try:
         fresh.goto(url)
         expect(fresh.locator("#input-image img")).to_have_count(1, timeout=90_000)
-        for name, answer in (("Counterfactual", "#cf-compare img"), ("Representations", "#rep-summary p")):
+        for name, answer in (("Counterfactual", "#cf-compare img"), ("Representations", "#rep-maps img")):
             tab(fresh, name)
             expect(fresh.locator(answer).first).to_be_visible(timeout=90_000)
         expect(fresh.locator("#cf-summary")).to_contain_text("second choice")    # no slider set: the runner-up

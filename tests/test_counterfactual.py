@@ -359,7 +359,7 @@ def test_verdict_in_words():
     elsewhere = verdict(names, w, p0, [0.2, 0.1, 0.7], [0.1, 0.1, 0.8], l1=0.1)   # both say hbar; asked vbar
     assert elsewhere.agree and elsewhere.missed and not elsewhere.believed
     assert "missed the target" in elsewhere.warnings[0] and "(vbar)" in elsewhere.warnings[0]
-    # a tiny flip both classifiers believe: the picture sat on the border — said so, not called adversarial
+    # a tiny flip both classifiers believe: the picture lies near the border in pixels — said so, not adversarial
     border = verdict(names, w, p0, p1, [0.1, 0.8, 0.1], l1=0.01)
     assert border.invisible and border.agree and not border.believed
     assert "border between square and vbar" in border.warnings[0] and ADVERSARIAL not in border.warnings[0]

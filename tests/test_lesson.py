@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -37,6 +38,17 @@ def test_live_steps_on_a_tiny_model(tiny_joint, tmp_path, app_checkpoints):
         lesson.lesson_guidance("tiny-joint", str(path), "cat")
     pair, said = lesson.lesson_counterfactual("tiny-joint", str(path), 20)     # which side is which, in words
     assert said.startswith("**Left:** your picture; **right:** the edit.") and pair.shape[1] > 2 * pair.shape[0]
+
+
+def test_the_guidance_step_warns_of_a_steered_model_only_when_the_steering_classifier_got_there():
+    names = ["a", "b", "c"]
+    to_b, to_a = torch.tensor([0.1, 0.8, 0.1]), torch.tensor([0.8, 0.19, 0.01])
+    assert lesson.guidance_verdict(names, 1, to_b, to_b).endswith("— it agrees.")
+    assert "this steered the model, not the picture" in lesson.guidance_verdict(names, 1, to_b, to_a)
+    weak = lesson.guidance_verdict(names, 1, to_a, to_a)        # the walkthrough's case: 19 % for the target
+    assert "did not get there: it still says **a** 80%" in weak and "steered the model" not in weak
+    assert weak.endswith("it does not see b either.")
+    assert lesson.guidance_verdict(names, 1, to_b) == "The classifier that steered it, on the guided result: **b** 80%."
 
 
 def test_the_likelihood_step_scores_the_page_image_alone(tiny_joint, tmp_path, app_checkpoints):

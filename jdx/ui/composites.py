@@ -79,6 +79,8 @@ def probability_bars(p0: np.ndarray, p1: np.ndarray, names, target: np.ndarray |
             x, y = 4, y + FONT_PX + 8
         if colour is None:
             _dotted_box(d, (x, y + 3, x + 16, y + FONT_PX + 1))
+        elif colour == ORANGE:       # drawn as the tick it is in the rows (a filled square read as a bar)
+            d.line((x + 8, y + 1, x + 8, y + FONT_PX + 3), fill=colour, width=4)
         else:
             d.rectangle((x, y + 3, x + 16, y + FONT_PX + 1), fill=colour)
         d.text((x + 22, y), text, fill="black", font=f)
@@ -91,8 +93,10 @@ def probability_bars(p0: np.ndarray, p1: np.ndarray, names, target: np.ndarray |
         d.rectangle((x0, mid + 1, px(p1[k]), top + row - 3), fill=BLUE)
         if target is not None and target[k] > 0:
             _dotted_box(d, (x0, top + 1, px(target[k]), top + row - 1))
-        if p_second is not None:
-            d.line((px(p_second[k]), mid - 1, px(p_second[k]), top + row - 1), fill=ORANGE, width=4)
+        if p_second is not None and p_second[k] >= 0.01:
+            # across both bars of the row, so a tick at 100 % still shows beyond the blue bar's end (none under
+            # 1 %: ticks on the axis joined into one orange line)
+            d.line((px(p_second[k]), top, px(p_second[k]), top + row), fill=ORANGE, width=4)
     # the probability axis
     base = legend_h + row * len(names)
     d.line((x0, legend_h, x0, base), fill="black")

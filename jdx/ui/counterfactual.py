@@ -14,7 +14,7 @@ from ..second_opinion import ADVERSARIAL, judge_name, targeted, verdict
 from ..viz import trajectory_strip
 from . import batches, compute, models
 from .composites import probability_bars, signed_with_scale
-from .errors import clear_on_failure, follow
+from .errors import clear_when, clear_on_failure, follow
 from .pictures import big, channel_mean
 from .predict import ood_warning
 
@@ -64,8 +64,9 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
     lines.append(f"**Separate classifier** (second opinion): **{v.separate}** ({p_sep.max():.0%}).")
     if v.invisible and v.agree:
         lines.append(f"⚠ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}). Both classifiers "
-                     f"now say {v.joint}, so your picture sat on the border between {v.before} and {v.joint}: the "
-                     f"edit shows where that border is, not what a {v.joint} looks like. Raise t\\* for a fuller edit.")
+                     f"now say {v.joint}, so in pixels your picture lies close to the border between {v.before} "
+                     f"and {v.joint}, however sure the classifier was of {v.before}: the edit shows where that "
+                     f"border is, not what a {v.joint} looks like. Raise t\\* for a fuller edit.")
     elif v.invisible:
         lines.append(f"⚠ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}): **{ADVERSARIAL}.** "
                      "Raise t\\* or lower s.")
@@ -118,7 +119,7 @@ def _split(args, n_classes: int):
     return args, None, None
 
 
-NEW_PICTURE = "A new picture: press **Make counterfactual** (or release a slider) to edit it."
+NEW_PICTURE = "The picture or the model changed: press **Make counterfactual** (or release a slider) for a new edit."
 EDITING = "Editing the picture toward the target…"   # shown at once on a press (the page's own first press too)
 CF_CONCURRENCY = 32           # handlers mostly wait for the compute thread; more in flight → bigger shared passes
 
@@ -230,9 +231,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     inputs = [model_box, image, t_star, scale, seed] + sliders + [method, lam]
     outputs = [compare, diff, bars, strip, summary]
     models.follow_T(model_box, t_star)
-    # A new picture makes the shown edit someone else's: clear it in the browser (no request), and say so.
-    image.change(None, None, outputs, js="() => [null, null, null, null, " + repr(NEW_PICTURE) + "]",
-                 api_name=False, show_progress="hidden")
+    # A new picture (or model) makes the shown edit someone else's: clear it in the browser, and say so.
+    clear_when([image.change, model_box.change], outputs, NEW_PICTURE)
     # Said in the browser on the press itself: the first visit presses the button for the visitor, and "press
     # Make counterfactual" stood there while that edit ran.
     run.click(None, None, summary, js=f"() => {EDITING!r}", queue=False, api_name=False, show_progress="hidden")

@@ -159,9 +159,13 @@ def _caption(traj: dict, i: int) -> str:
     return text
 
 
-def scrub(traj: dict | None, i: int):
+def scrub(traj: dict | None, i: int, evt: gr.EventData = None):
     """Show stored frame i (x_t, x̂₀, caption) of the last run — no model call."""
     if not traj:
+        if evt is not None and evt.target is not None:
+            # The slider moved because a failed run emptied it: that run's own error already said what went
+            # wrong (a second toast, "run a denoising first", blamed the person for it).
+            return gr.skip(), gr.skip(), gr.skip()
         raise gr.Error("Run a denoising first; the slider then scrubs through its steps.")
     i = int(min(max(int(i), 0), len(traj["t"]) - 1))
     return big(_frame(traj["x_t"][i])), big(_frame(traj["x0"][i])), _caption(traj, i)
@@ -228,3 +232,5 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     frame.change(scrub, [traj, frame], [x_t, x0, caption], api_name="scrub", show_progress="hidden") \
         .then(mark, [traj, frame], plot, api_name=False, show_progress="hidden")
     gif_btn.click(export_gif, traj, gif, api_name="gif")
+    # A new run makes the exported file the previous run's: take it away at the press (it kept its link).
+    run.click(None, None, gif, js="() => null", queue=False, api_name=False, show_progress="hidden")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import json
 import threading
 import typing
 from collections import OrderedDict
@@ -47,6 +48,15 @@ def clear_on_failure(event, outputs: Sequence[gr.components.Component]):
     outputs = list(outputs)
     event.failure(_empty(len(outputs)), None, outputs, api_name=False, show_progress="hidden", queue=False)
     return event
+
+
+def clear_when(triggers: list, outputs: Sequence[gr.components.Component], note: str) -> None:
+    """Empty a view's answer in the browser (no request) when one of `triggers` fires — its picture or model
+    changed — and put `note` (what to press) in the last output, the view's summary. The views that do not
+    rerun on their own showed the previous picture's answer, or another model's, with no word (walkthrough)."""
+    outputs = list(outputs)
+    js = "() => [" + "null, " * (len(outputs) - 1) + json.dumps(note) + "]"
+    gr.on(triggers, None, None, outputs, js=js, queue=False, api_visibility="private", show_progress="hidden")
 
 
 class Latest:

@@ -9,7 +9,7 @@ from ..explain import gradient_views
 from ..guidance import guided_fields
 from ..protocols import Classifier, supports
 from .compute import on_compute_thread
-from .errors import clear_on_failure, follow
+from .errors import clear_on_failure, clear_when, follow
 from . import models, plots
 from .pictures import big, channel_mean
 
@@ -70,7 +70,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
         scale = gr.Slider(0, 30, value=8, step=0.5, label="guidance scale s")
         seed = gr.Number(0, precision=0, label="noise seed")
     with gr.Row():
-        x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=200)
+        x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=200,
+                       elem_id="gradients-xt")
         x0 = gr.Image(label="x̂₀", format="png", interactive=False, elem_classes="pixelated", height=200)
         summary = gr.Markdown(elem_id="gradients-summary")
     eps_fig = gr.Plot(label="noise space", show_label=False)
@@ -78,5 +79,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     run = gr.Button("Show gradients", variant="primary", elem_id="gradients-btn")
     models.follow_T(model_box, t)
     outputs = [x_t, x0, eps_fig, score_fig, summary]
+    clear_when([image.change, model_box.change], outputs,
+               "The picture or the model changed: press **Show gradients** for the new answer.")
     clear_on_failure(follow([run.click, t.release, target.change, scale.release], models.if_image(gradients, 5),
                             [model_box, image, t, target, scale, seed], outputs, api_name="gradients"), outputs)

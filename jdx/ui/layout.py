@@ -117,11 +117,11 @@ document.addEventListener('blur', (e) => {
 # exists once the tab has an answer) per tab; the Predict tab answers on page load already.
 FIRST_VISIT = {
     "denoise": [("denoise-btn", "#denoise-xt img")],
-    "gradients": [("gradients-btn", "#gradients-summary p")],
+    "gradients": [("gradients-btn", "#gradients-xt img")],
     "counterfactual": [("cf-btn", "#cf-compare img")],
-    "noise-level": [("cdm-btn", "#cdm-summary p")],
-    "representations": [("rep-btn", "#rep-summary p")],
-    "auxiliary": [("aux-btn", "#aux-summary p"), ("aux-image-btn", "#aux-image-summary p")],
+    "noise-level": [("cdm-btn", "#cdm-xt img")],
+    "representations": [("rep-btn", "#rep-maps img")],
+    "auxiliary": [("aux-btn", "#aux-summary p"), ("aux-image-btn", "#aux-forward img")],
 }
 
 

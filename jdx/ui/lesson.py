@@ -121,6 +121,22 @@ def lesson_step(model_name: str, image, delta: int = 100, t: int = 300):
     return grid(torch.cat([x_t, seen[0].x0_hat.clamp(-1, 1), x_s.clamp(-1, 1)]).cpu(), nrow=3, scale=8)
 
 
+def guidance_verdict(names: list[str], k: int, p, q=None) -> str:
+    """Step 4's sentence on the guided result: p, the steering classifier's probabilities; q, a separately trained
+    classifier's (None: there is none). "It steered the model, not the picture" only when the steering classifier
+    was convinced: when neither calls it class k, the pull was too weak for this picture (a walkthrough met the
+    warning beside a 19 % target)."""
+    top = int(p.argmax())
+    said = f"The classifier that steered it, on the guided result: **{names[k]}** {float(p[k]):.0%}"
+    said += "." if top == k else f" — guidance did not get there: it still says **{names[top]}** {float(p[top]):.0%}."
+    if q is not None:
+        j = int(q.argmax())
+        said += (f" A separately trained classifier: **{names[j]}** {float(q[j]):.0%}"
+                 + (" — it agrees." if j == k else f" — it does not see {names[k]} either." if top != k else
+                    " — ⚠ it disagrees: this steered the model, not the picture."))
+    return said
+
+
 @on_compute_thread
 def lesson_guidance(model_name: str, image, target: str = ""):
     """Step 4: 10 DDIM steps from x_300, without and with guidance toward one class."""
@@ -137,15 +153,11 @@ def lesson_guidance(model_name: str, image, target: str = ""):
     w[k] = 1
     x0 = [generate(model, 1, weights=w if scale else None, scale=scale, steps=10, x_T=x_t, t_start=t).images
           for scale in (0.0, S_GUIDE)]                   # 10 DDIM steps from the same x_t, without and with guidance
-    p = model.predict(x0[1])[0]
-    said = ("" if picked else f"No class picked: steering toward **{target}**, the classifier's second choice for "
-            "this picture. ") + f"The classifier that steered it, on the guided result: **{target}** {float(p[k]):.0%}."
     judge = counterfactual_view.second_opinion(model)
-    if judge is not None:       # the steering classifier always agrees with itself; ask one that did not steer
-        q = judge.predict(x0[1].to(next(judge.parameters()).device))[0]
-        j = int(q.argmax())
-        said += (f" A separately trained classifier: **{names[j]}** {float(q[j]):.0%}"
-                 + (" — it agrees." if j == k else f" — ⚠ it disagrees: this steered the model, not the picture."))
+    # the steering classifier always agrees with itself when it got there; ask one that did not steer
+    q = None if judge is None else judge.predict(x0[1].to(next(judge.parameters()).device))[0]
+    said = ("" if picked else f"No class picked: steering toward **{target}**, the classifier's second choice for "
+            "this picture. ") + guidance_verdict(names, k, model.predict(x0[1])[0], q)
     return grid(torch.cat([x_t, *x0]).cpu(), nrow=3, scale=8), said
 
 

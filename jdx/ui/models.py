@@ -155,12 +155,14 @@ def _prepare_file(path: str, mtime: float, size: int, channels: int) -> Prepared
     return prepare_image(path, size, channels)
 
 
-def if_image(fn, n_outputs: int, warn: bool = True):
+def if_image(fn, n_outputs: int, warn: bool = True, say_at: int | None = None):
     """fn for events that automatic triggers share with buttons. A button press (or an API call) runs fn as
     it is: no image or a diffusion-only model is a clear error. An automatic trigger (the image changed or
     was cleared, another model picked, a slider moved) never raises a red error from a tab nobody looks at:
-    no image → one notice (`warn`; chained handlers pass False, so one action gives one notice), and any
-    error → a notice and empty outputs, so no stale plot stays beside it."""
+    no image → one notice (`warn`; chained handlers pass False, so one action gives one notice; none when the
+    picture box was emptied), and any
+    error → a notice and empty outputs, so no stale plot stays beside it (output `say_at`, a Markdown, keeps
+    the notice's words)."""
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
     evt_param = inspect.Parameter("_jdx_event", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.EventData)
@@ -173,7 +175,10 @@ def if_image(fn, n_outputs: int, warn: bool = True):
         automatic = evt is not None and evt.target is not None and not isinstance(evt.target, gr.Button)
         empty = None if n_outputs == 1 else (None,) * n_outputs
         if len(args) > 1 and args[1] is None:
-            if warn:
+            # The picture box itself emptied (its × or a failed upload, which says why in its own message):
+            # the empty box says the rest. Every view listening gave "No image yet" — three of them after one
+            # bad file.
+            if warn and not (automatic and isinstance(evt.target, gr.Image)):
                 gr.Warning(NO_IMAGE)
             return empty
         if not automatic:
@@ -183,7 +188,11 @@ def if_image(fn, n_outputs: int, warn: bool = True):
         except gr.Error as e:
             if warn:
                 gr.Warning(e.message)
-            return empty
+            if say_at is None:
+                return empty
+            # The notice fades; the emptied panes stayed blank with no reason (a model with no classifier
+            # picked): the view's note output keeps the reason.
+            return tuple(f"*{e.message}*" if i == say_at else None for i in range(n_outputs))
     wrapped.__signature__ = sig.replace(parameters=[evt_param] + params)
     wrapped.__annotations__ = {**typing.get_type_hints(fn), "_jdx_event": gr.EventData}
     return wrapped

@@ -12,7 +12,7 @@ from ..cdm import dequantize
 from .compute import on_compute_thread
 from ..ood import calibration_for_cdm, png_bits_per_dim
 from . import models, plots
-from .errors import clear_on_failure, follow
+from .errors import clear_on_failure, clear_when, follow
 from .pictures import big, channel_mean
 
 CDM_KINDS = ("cdm",)
@@ -124,7 +124,8 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         seed = gr.Number(0, precision=0, label="noise seed")
     run = gr.Button("Classify the noise level", variant="primary", elem_id="cdm-btn")
     with gr.Row():
-        x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=180)
+        x_t = gr.Image(label="x_t", format="png", interactive=False, elem_classes="pixelated", height=180,
+                       elem_id="cdm-xt")
         x0_cdm = gr.Image(label="CDM x̂₀", format="png", interactive=False, elem_classes="pixelated", height=180)
         x0_ddm = gr.Image(label="x̂₀ of the picked model", format="png", interactive=False,
                           elem_classes="pixelated", height=180)
@@ -134,5 +135,7 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         bpd_fig = gr.Plot(label="bits/dim", show_label=False)
     grad_fig = gr.Plot(label="gradient", show_label=False)
     outputs = [x_t, x0_cdm, x0_ddm, level_fig, grad_fig, bpd_fig, summary]
+    clear_when([image.change, model_box.change], outputs,
+               "The picture or the model changed: press **Classify the noise level** for the new answer.")
     clear_on_failure(follow([run.click, t.release, cdm.change], models.if_image(noise_level, 7),
                             [model_box, image, cdm, t, seed], outputs, api_name="noise_level"), outputs)

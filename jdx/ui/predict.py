@@ -175,7 +175,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  label="prediction vs. noise level", show_label=False,
                                  tooltip="all", elem_id="predict-robust")
     inputs = [model_box, image]
-    event = follow([run.click, image.change, model_box.change], models.if_image(predict, 2), inputs,
+    event = follow([run.click, image.change, model_box.change], models.if_image(predict, 2, say_at=1), inputs,
                    [label, note], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY)
     # A new picture makes the previous one's follow-ups stale: answers that finish after it are dropped.
     latest = Latest()

@@ -24,7 +24,7 @@ from ..data import load_like
 from ..probes import Sweep, block_features, heat_map
 from .compute import on_compute_thread
 from . import models, native, plots
-from .errors import clear_on_failure, follow
+from .errors import clear_on_failure, clear_when, follow
 
 PROBES = models.ROOT / "assets" / "probes"
 PCA_IMAGES = 2000
@@ -265,6 +265,8 @@ def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
                          y_lim=[0.5, 1], height=240, tooltip="all", elem_id="rep-probe-curve",
                          title="linear probe on the chosen block: test accuracy over t (a heat map row)",
                          label="probe accuracy over t", show_label=False)
+    clear_when([image.change, model_box.change], [maps, pca, summary],
+               "The picture or the model changed: press **Show the representation** for the new answer.")
     event = follow([run.click, t.change, block.change], models.if_image(representations, 3),
                    [model_box, image, block, t, seed], [maps, pca, summary], api_name="representations")
     clear_on_failure(event, [maps, pca, summary])
