@@ -164,7 +164,8 @@ def plot(runs: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
+    # Shown in the app at ~560 px: 10-px text needs ≥ 9-pt fonts at this size (the legend was 8 pt, read as tiny)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     colours = {"sdedit": "#9aa5b1", "dime": "#4e79a7", "ace": "#e15759", "ddim-inversion": "#59a14f",
                "adaptive": "#f28e2b", "best-of": "#b07aa1"}
     largest = {}                       # one point per configuration: its run on the most images
@@ -185,8 +186,9 @@ def plot(runs: dict, path: Path) -> None:
     ax.axhline(0.9, color="k", lw=0.6, ls=":"), ax.axvline(0.10, color="k", lw=0.6, ls=":")
     ax.set(xlabel="mean L1 change (pixels in [0, 1])", ylabel="validity (separate classifier)",
            title="counterfactuals: believed by a second opinion vs. how much changed")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=8)
+    ax.title.set_fontsize(11)
+    ax.xaxis.label.set_fontsize(10), ax.yaxis.label.set_fontsize(10), ax.tick_params(labelsize=9)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from .data import to_uint8
@@ -52,15 +52,25 @@ def trajectory_frames(steps: Sequence[Step], final: Tensor, scale: int = 6, inde
     return pair_frames(ts, x_t, x0, scale)
 
 
+CAPTION_PX = 14      # PIL's built-in bitmap font drew the caption ~8 px tall (walkthrough)
+
+
+def dejavu(px: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans at px pixels: matplotlib ships it (no download, no system font needed)."""
+    import matplotlib
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), px)
+
+
 def pair_frames(ts: Sequence[int], x_t: Sequence[Tensor], x0: Sequence[Tensor], scale: int = 6) -> list[Image.Image]:
     """Frames of x_t | x̂₀ (each (C, H, W)) labelled with t; the last frame is the finished sample."""
     frames = []
     for i, (t, a, b) in enumerate(zip(ts, x_t, x0)):
         pair = grid(torch.stack([a, b]), nrow=2, scale=scale).convert("RGB")
-        canvas = Image.new("RGB", (pair.width, pair.height + 16), (40, 40, 40))
+        canvas = Image.new("RGB", (pair.width, pair.height + CAPTION_PX + 8), (40, 40, 40))
         canvas.paste(pair, (0, 0))
         label = "t = 0 (done)" if i == len(ts) - 1 else f"t = {t}"
-        ImageDraw.Draw(canvas).text((4, pair.height + 2), f"{label}    left: x_t   right: x0_hat", fill=(230, 230, 230))
+        ImageDraw.Draw(canvas).text((4, pair.height + 3), f"{label}    left: x_t   right: x̂₀", fill=(230, 230, 230),
+                                    font=dejavu(CAPTION_PX))
         frames.append(canvas)
     return frames
 

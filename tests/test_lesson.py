@@ -40,6 +40,13 @@ def test_live_steps_on_a_tiny_model(tiny_joint, tmp_path, app_checkpoints):
     assert said.startswith("**Left:** your picture; **right:** the edit.") and pair.shape[1] > 2 * pair.shape[0]
 
 
+def test_the_example_picker_names_classes_not_files():
+    names = ["T-shirt/top", "Trouser"]
+    assert lesson.example_label("0-t-shirt-top-2.png", names) == "T-shirt/top 3"
+    assert lesson.example_label("1-trouser-0.png", names) == "Trouser 1"
+    assert lesson.example_label("drawing.png", names) == "drawing.png"
+
+
 def test_the_guidance_step_warns_of_a_steered_model_only_when_the_steering_classifier_got_there():
     names = ["a", "b", "c"]
     to_b, to_a = torch.tensor([0.1, 0.8, 0.1]), torch.tensor([0.8, 0.19, 0.01])

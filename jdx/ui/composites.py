@@ -6,12 +6,11 @@ picture to 80 %."""
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
-import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..viz import dejavu
 from .pictures import DISPLAY, signed
 
 FONT_PX = 14
@@ -19,7 +18,7 @@ FONT_PX = 14
 
 @lru_cache(maxsize=4)
 def font(px: int = FONT_PX) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), px)
+    return dejavu(px)
 
 
 def _colour_bar(vmax: float, height: int, width: int = 16) -> Image.Image:

@@ -233,12 +233,14 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     models.follow_T(model_box, t_star)
     # A new picture (or model) makes the shown edit someone else's: clear it in the browser, and say so.
     clear_when([image.change, model_box.change], outputs, NEW_PICTURE)
-    # Said in the browser on the press itself: the first visit presses the button for the visitor, and "press
-    # Make counterfactual" stood there while that edit ran.
-    run.click(None, None, summary, js=f"() => {EDITING!r}", queue=False, api_name=False, show_progress="hidden")
-    clear_on_failure(follow([run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders],
-                            models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
-                            concurrency_limit=CF_CONCURRENCY), outputs)
+    presses = [run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders]
+    # Said in the browser on the press itself, and the progress bar stays on the pictures: "press Make
+    # counterfactual" stood there while the first visit's own press ran, and the bar drawn over the old verdict
+    # left neither readable (walkthroughs).
+    gr.on(presses, None, None, summary, js=f"() => {EDITING!r}", queue=False, api_visibility="private",
+          show_progress="hidden")
+    clear_on_failure(follow(presses, models.if_image(counterfactual, 5), inputs, outputs, api_name="counterfactual",
+                            concurrency_limit=CF_CONCURRENCY, show_progress_on=[compare, diff, bars, strip]), outputs)
     method.input(method_defaults, method, [t_star, scale, lam], api_visibility="private").then(
         models.if_image(counterfactual, 5), inputs, outputs, api_visibility="private",
         concurrency_limit=CF_CONCURRENCY)

@@ -49,11 +49,12 @@ def gradients(model_name: str, image, t: int = 100, target: str = RUNNER_UP, sca
     eps, score, grad = (channel_mean(a) for a in (v.eps_hat, v.score, v.guidance))
     g = guided_fields(eps, score, grad, scale, sigma)
     cls = names[k] if k is not None else "— (no classifier)"
+    y = names[k] if k is not None else "y"      # the titles name the class, or stay the formula (no classifier)
     eps_fig = plots.heatmaps([eps, g.eps_shift, g.eps_guided],
-                             ["ε̂ (predicted noise)", f"− s·√(1−ᾱ)·∇log p({cls} | x_t)", "guided ε̂′"],
+                             ["ε̂ (predicted noise)", f"− s·√(1−ᾱ)·∇log p({y} | x_t)", "guided ε̂′"],
                              suptitle=f"noise space at t = {t}, s = {scale:g} (one colour scale)")
     score_fig = plots.heatmaps([score, g.score_shift, g.score_guided],
-                               ["score −ε̂/√(1−ᾱ)", f"s·∇log p({cls} | x_t)", "guided score"],
+                               ["score −ε̂/√(1−ᾱ)", f"s·∇log p({y} | x_t)", "guided score"],
                                suptitle=f"score space at t = {t} (one colour scale)")
     norm = lambda a: float(np.sqrt((a ** 2).sum()))   # noqa: E731 — a one-line helper for the summary
     summary = (f"t = {t}, √(1−ᾱ_t) = {sigma:.3f}, class = {cls}. Norms: ‖ε̂‖ = {norm(eps):.2f}, "

@@ -248,6 +248,9 @@ def build(default: str | None = None) -> gr.Blocks:
                                      height="auto", allow_preview=False, object_fit="contain", elem_id="examples",
                                      elem_classes="pixelated")
                 with gr.Accordion("…or draw one", open=False, elem_id="draw-accordion") as draw_box:
+                    gr.Markdown("Draw a garment as a filled silhouette (a T-shirt, trousers, a shoe, a bag): the "
+                                "model knows clothes, not line drawings. The thick brush fills fast; the canvas is "
+                                "shrunk to 28×28 pixels.", elem_id="draw-hint")
                     sketch = gr.Sketchpad(type="pil", label="draw (dark on light)", show_label=False,
                                           canvas_size=(280, 280), height=380, layers=False, elem_id="sketch",
                                           brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=24))
@@ -287,6 +290,9 @@ def build(default: str | None = None) -> gr.Blocks:
         draw_box.expand(None, None, None, js=SELECT_BRUSH)
         sketch.clear(None, None, None, js=SELECT_BRUSH)      # "Clear canvas" deselected the brush too
         use.click(use_drawing, sketch, image, api_name="use_drawing")
+        # An upload or a drawing replaces the example: its thumbnail stays highlighted otherwise (walkthrough).
+        gr.on([image.upload, use.click], lambda: gr.update(selected_index=None), None, gallery, queue=False,
+              api_visibility="private", show_progress="hidden")
         start = first_example()
         if start is not None:     # the image's change event then fills the Predict and Learn views
             demo.load(lambda: start, None, image, api_name=False, show_progress="hidden")

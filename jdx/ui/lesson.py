@@ -192,6 +192,14 @@ def lesson_likelihood(model_name: str, image):
     return noise_level_view.likelihood(cdm, models.image_input(cdm, image))
 
 
+def example_label(file_name: str, class_names: list[str]) -> str:
+    """"7-sneaker-2.png" → "Sneaker 3": the class and the example's number (the picker listed raw file names)."""
+    parts = file_name.rsplit(".", 1)[0].split("-")
+    if len(parts) >= 3 and parts[0].isdigit() and parts[-1].isdigit() and int(parts[0]) < len(class_names):
+        return f"{class_names[int(parts[0])]} {int(parts[-1]) + 1}"
+    return file_name
+
+
 def example_path(example: str) -> str:
     """Step 7's picker puts an example into the page's image, so every step and the left panel show the same
     picture (a picker of its own gave the likelihood of one image beside another)."""
@@ -277,7 +285,8 @@ def _wire(k: int, model_box, image, class_names, examples):
         clear_on_failure(t.release(fn, inputs, outputs, api_name="lesson_noise_level", trigger_mode="always_last"), outputs)
     else:
         # a drop-down, not 30 radio buttons: in the lesson's large type those filled the projected screen
-        pick = gr.Dropdown(examples, value=None, label="load an example garment into the page's image")
+        pick = gr.Dropdown([(example_label(e, class_names), e) for e in examples], value=None,
+                           label="load an example garment into the page's image")
         fig, said = gr.Plot(show_label=False), gr.Markdown()
         fn, inputs, outputs = models.if_image(lesson_likelihood, 2), [model_box, image], [fig, said]
         pick.input(example_path, pick, image, api_name=False)      # the new picture redraws this step

@@ -219,7 +219,9 @@ def representations(model_name: str, image, block: str = "", t: int = 50, seed: 
     votes = np.bincount(labels[nearest], minlength=len(model.info.class_names))
     summary = (f"Block **{names[b]}**, t = {t}: {min(32, fmap.shape[0])} of its {fmap.shape[0]} channels "
                f"({fmap.shape[1]}×{fmap.shape[2]}) above, each on its own colour scale. Among the {k} test images nearest to yours in this plane, "
-               f"most are **{model.info.class_names[int(votes.argmax())]}** ({votes.max()}/{k}).")
+               f"most are **{model.info.class_names[int(votes.argmax())]}** ({votes.max()}/{k}). The plane keeps only "
+               f"two directions of the features, so neighbours in it can differ in class; the probe curve below "
+               f"says how well all the features separate the classes.")
     return maps, pca_fig, summary
 
 
