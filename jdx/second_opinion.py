@@ -67,6 +67,11 @@ class Verdict(NamedTuple):
         return bool(self.agree) and not self.invisible and not self.missed and not self.short
 
 
+def with_article(noun: str) -> str:
+    """The noun with its indefinite article: "an Ankle boot", "a Bag"."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 def targeted(names: Sequence[str], w) -> list[str]:
     """The classes the target mixture w (C,) weights."""
     return [names[k] for k in np.flatnonzero(np.asarray(w, dtype=float) > 0)]
@@ -96,7 +101,7 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): both classifiers "
                         f"now say {joint}, so in pixels the picture lies close to the border between {before} and "
                         f"{joint}, however sure the classifier was of {before}; an edit this small shows where "
-                        f"that border is, not what a {joint} looks like")
+                        f"that border is, not what {with_article(joint)} looks like")
     elif invisible:
         warnings.append(f"the label flipped with an almost invisible change (mean |Δ| {l1:.3f}): {ADVERSARIAL}")
     missed = bool(w[top] <= 0)
@@ -110,7 +115,7 @@ def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -
     if short and not missed:
         gave = ", ".join(f"{names[k]} {p1[k]:.0%} (asked {w[k]:.0%})" for k in short_k)
         warnings.append(f"the edit reached only part of the mixture: the joint model gives {gave}; the result is "
-                        f"a {joint}, not the mix")
+                        f"{with_article(joint)}, not the mix")
     weak = False
     if separate is not None:
         if not agree:

@@ -234,6 +234,17 @@ def test_example_and_drawing(client, tmp_path):
     assert a[140, 140] < 50 and a[5, 5] > 200                          # dark stroke on white
 
 
+def test_a_drawing_along_the_canvas_edge_keeps_its_whole_shape():
+    """The preparation reads the background from the border: a block drawn up to the canvas's top edge came out
+    as a 160×48 strip (the border half black); the drawing's white margin keeps all 160×200 of it."""
+    from jdx.photo import fashion_mnist_view
+    from jdx.ui.layout import use_drawing
+    stroke = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    stroke.paste((0, 0, 0, 255), (60, 0, 220, 200))                   # from the top edge down
+    crop = fashion_mnist_view(use_drawing({"composite": stroke})).crop
+    assert (crop[2] - crop[0], crop[3] - crop[1]) == (160, 200)
+
+
 @pytest.mark.parametrize("kind", ["rgba", "16bit", "animated"])
 def test_unusual_images_work(client, images, kind):
     label, *_ = client.predict("tiny-joint", handle_file(str(images[kind])), api_name="/predict")

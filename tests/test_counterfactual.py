@@ -363,6 +363,8 @@ def test_verdict_in_words():
     border = verdict(names, w, p0, p1, [0.1, 0.8, 0.1], l1=0.01)
     assert border.invisible and border.agree and not border.believed
     assert "border between square and vbar" in border.warnings[0] and ADVERSARIAL not in border.warnings[0]
+    from jdx.second_opinion import with_article
+    assert (with_article("Ankle boot"), with_article("Bag")) == ("an Ankle boot", "a Bag")            # "not what a Ankle boot looks like"
     # a 50/50 mixture: its top class is judged against its share, and a class of the mix left out is said
     mix = [0.0, 1.0, 1.0]
     even = verdict(names, mix, p0, [0.05, 0.5, 0.45], [0.1, 0.45, 0.45], l1=0.1)

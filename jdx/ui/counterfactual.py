@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from ..counterfactual import ACCEPT_DRAWS, ACCEPT_P, ACCEPT_T, CANDIDATES, DEFAULT, LADDER, METHODS, PER_METHOD
-from ..second_opinion import ADVERSARIAL, judge_name, targeted, verdict
+from ..second_opinion import ADVERSARIAL, judge_name, targeted, verdict, with_article
 from ..viz import trajectory_strip
 from . import batches, compute, models
 from .composites import probability_bars, signed_with_scale
@@ -56,8 +56,8 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
                      f"among the classes you asked for ({asked}). Raise t\\* or s, or lower λ (keep close).")
     elif v.short:
         gave = ", ".join(f"{n} {p1[names.index(n)]:.0%} (you asked {share[names.index(n)]:.0%})" for n in v.short)
-        lines.append(f"⚠ **Only part of the mixture was reached**: the joint model gives {gave}. The result is a "
-                     f"{v.joint}, not the mix you asked for.")
+        lines.append(f"⚠ **Only part of the mixture was reached**: the joint model gives {gave}. The result is "
+                     f"{with_article(v.joint)}, not the mix you asked for.")
     if v.separate is None:
         lines.append("No separately trained classifier ships for these classes: no second opinion.")
         return "  \n".join(lines)
@@ -66,14 +66,14 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
         lines.append(f"⚠ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}). Both classifiers "
                      f"now say {v.joint}, so in pixels your picture lies close to the border between {v.before} "
                      f"and {v.joint}, however sure the classifier was of {v.before}: the edit shows where that "
-                     f"border is, not what a {v.joint} looks like. Raise t\\* for a fuller edit.")
+                     f"border is, not what {with_article(v.joint)} looks like. Raise t\\* for a fuller edit.")
     elif v.invisible:
         lines.append(f"⚠ The label flipped with an almost invisible change (mean |Δ| {l1:.3f}): **{ADVERSARIAL}.** "
                      "Raise t\\* or lower s.")
     if not v.agree:
         lines.append(f"⚠ **The two classifiers disagree**: the joint model says {v.joint}, the separate classifier "
-                     f"{v.separate}. The edit convinces only the model that steered it; do not read it as what a "
-                     f"{v.joint} looks like.")
+                     f"{v.separate}. The edit convinces only the model that steered it; do not read it as what "
+                     f"{with_article(v.joint)} looks like.")
     elif w[p1.argmax()] > 0 and v.flipped and not v.invisible and not v.short:   # no ✓ beside a ⚠ above
         mix = "" if share[p1.argmax()] >= 1 else f" (its share of the mix you asked for: {share[p1.argmax()]:.0%})"
         if ood:

@@ -206,7 +206,14 @@ def use_drawing(sketch: dict | None) -> Image.Image:
     if rgba.getchannel("A").getextrema()[1] == 0:
         raise gr.Error("The canvas is empty: draw something first.")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("L")
+    drawing = Image.alpha_composite(white, rgba).convert("L")
+    # A white margin: the preparation reads the background from the picture's border, and a stroke along the
+    # canvas edge made that border half black — the drawing was then suppressed as background (walkthrough: a
+    # big filled garment came out as a thin strip). The crop removes the margin again.
+    margin = max(8, drawing.width // 16)
+    framed = Image.new("L", (drawing.width + 2 * margin, drawing.height + 2 * margin), 255)
+    framed.paste(drawing, (margin, margin))
+    return framed
 
 
 FIRST_EXAMPLE = "7-sneaker-0.png"       # loaded when the page opens: a first-time visitor sees answers at once
@@ -290,9 +297,6 @@ def build(default: str | None = None) -> gr.Blocks:
         draw_box.expand(None, None, None, js=SELECT_BRUSH)
         sketch.clear(None, None, None, js=SELECT_BRUSH)      # "Clear canvas" deselected the brush too
         use.click(use_drawing, sketch, image, api_name="use_drawing")
-        # An upload or a drawing replaces the example: its thumbnail stays highlighted otherwise (walkthrough).
-        gr.on([image.upload, use.click], lambda: gr.update(selected_index=None), None, gallery, queue=False,
-              api_visibility="private", show_progress="hidden")
         start = first_example()
         if start is not None:     # the image's change event then fills the Predict and Learn views
             demo.load(lambda: start, None, image, api_name=False, show_progress="hidden")
