@@ -38,16 +38,24 @@ def _small(a: np.ndarray) -> Image.Image:
 
 
 def border_plane(lum: np.ndarray, width: int) -> tuple[np.ndarray, float]:
-    """Least-squares plane a + b·x + c·y through the border pixels (width px) of a luminance image, and the
-    border's robust spread around it (1.4826 × median absolute deviation)."""
+    """Least-squares plane a + b·x + c·y through the background pixels of the border (width px) of a luminance
+    image, and the border's robust spread around it (1.4826 × median absolute deviation). An object that touches
+    the border is left out: the fit starts from the pixels within ±64 of the border's median and is refitted
+    twice on those within 3 spreads (at least 8 levels) of the plane — a garment drawn up to the top edge had
+    tilted the plane and inflated the spread until the whole garment counted as background."""
     h, w = lum.shape
     yy, xx = np.mgrid[:h, :w]
     edge = np.zeros((h, w), bool)
     edge[:width], edge[-width:], edge[:, :width], edge[:, -width:] = True, True, True, True
     A = np.stack([np.ones(edge.sum()), xx[edge] / w, yy[edge] / h], 1)
-    coef, *_ = np.linalg.lstsq(A, lum[edge], rcond=None)
+    b = lum[edge]
+    inliers = np.abs(b - np.median(b)) <= 64
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(A[inliers], b[inliers], rcond=None)
+        r = np.abs(b - A @ coef)
+        spread = 1.4826 * float(np.median(r[inliers]))
+        inliers = r <= max(3 * spread, 8.0)
     plane = coef[0] + coef[1] * xx / w + coef[2] * yy / h
-    spread = 1.4826 * float(np.median(np.abs(lum[edge] - plane[edge])))
     return plane, spread
 
 

@@ -38,6 +38,16 @@ def test_border_plane_recovers_a_graded_background():
     assert np.allclose(plane, lum) and spread < 1e-6
 
 
+def test_an_object_touching_the_border_is_not_taken_for_background():
+    """A garment photographed up to the frame's top edge: its pixels on the border are left out of the background
+    fit (they tilted the plane and inflated the texture until the garment was 'background')."""
+    rng = np.random.default_rng(2)
+    a = 235 + rng.normal(0, 2, (200, 160))                     # a plain light backdrop
+    a[:150, 20:140] = 40 + rng.normal(0, 3, (150, 120))         # from the top edge down, most of its width
+    view = fashion_mnist_view(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)))
+    assert view.inverted and all(abs(c - e) <= 2 for c, e in zip(view.crop, (20, 0, 140, 150)))
+
+
 def test_photo_pipeline_inverts_suppresses_background_and_crops():
     img, (l, t, r, b) = garment_photo(np.random.default_rng(0))
     view = fashion_mnist_view(img)
