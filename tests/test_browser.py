@@ -195,7 +195,6 @@ def test_a_brush_stroke_on_the_canvas_becomes_the_image(page):
     expect(brush).to_have_class(re.compile("highlight"), timeout=15_000)   # picked for us: no click needed
     page.locator("#sketch button[aria-label='Clear canvas']").click()     # a person starts over …
     expect(brush).to_have_class(re.compile("highlight"), timeout=15_000)   # … and can draw at once
-    before = page.locator("#input-image img").get_attribute("src")
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     x = box["x"] + box["width"] * 0.5
@@ -207,8 +206,13 @@ def test_a_brush_stroke_on_the_canvas_becomes_the_image(page):
         page.wait_for_timeout(50)
     page.mouse.up()
     try:
+        page.locator("#examples button.thumbnail-item").nth(24).click()        # an example first …
+        expect(page.locator("#examples button.thumbnail-item.selected")).to_have_count(1, timeout=30_000)
+        before = page.locator("#input-image img").get_attribute("src")
         page.locator("#use-drawing").click()
         expect(page.locator("#input-image img")).not_to_have_attribute("src", before or "", timeout=30_000)
+        # … then the drawing replaces it: no thumbnail stays highlighted as if it were the picture
+        expect(page.locator("#examples button.thumbnail-item.selected")).to_have_count(0, timeout=30_000)
         no_error(page)
     finally:                                                   # the next tests start from the sneaker
         page.locator("#draw-accordion").get_by_text("…or draw one").click()     # fold it away again

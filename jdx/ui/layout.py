@@ -297,6 +297,10 @@ def build(default: str | None = None) -> gr.Blocks:
         draw_box.expand(None, None, None, js=SELECT_BRUSH)
         sketch.clear(None, None, None, js=SELECT_BRUSH)      # "Clear canvas" deselected the brush too
         use.click(use_drawing, sketch, image, api_name="use_drawing")
+        # An upload or a drawing replaces the example: its thumbnail stayed highlighted (walkthrough). The page
+        # ignores selected_index=None; no thumbnail has index −1.
+        gr.on([image.upload, use.click], lambda: gr.update(selected_index=-1), None, gallery, queue=False,
+              api_visibility="private", show_progress="hidden")
         start = first_example()
         if start is not None:     # the image's change event then fills the Predict and Learn views
             demo.load(lambda: start, None, image, api_name=False, show_progress="hidden")
