@@ -2,6 +2,7 @@
 Pixels are enlarged with nearest neighbour so that 28×28 images stay crisp."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -55,6 +56,7 @@ def trajectory_frames(steps: Sequence[Step], final: Tensor, scale: int = 6, inde
 CAPTION_PX = 14      # PIL's built-in bitmap font drew the caption ~8 px tall (walkthrough)
 
 
+@lru_cache(maxsize=8)
 def dejavu(px: int) -> ImageFont.FreeTypeFont:
     """DejaVu Sans at px pixels: matplotlib ships it (no download, no system font needed)."""
     import matplotlib

@@ -209,8 +209,7 @@ def build(image: gr.Image) -> None:
     fwd = gr.Image(label="forward", show_label=False, format="png", interactive=False, elem_id="aux-forward")
     rev = gr.Image(label="reverse", show_label=False, format="png", interactive=False, elem_id="aux-reverse")
     run = gr.Button("Show the variables", elem_id="aux-image-btn")
-    clear_when([image.change, mdm.change], [fwd, rev, img_summary],
-               "The picture or the model changed: press **Show the variables** for the new answer.")
+    clear_when([image.change, mdm.change], [fwd, rev, img_summary], "**Show the variables**")
     clear_on_failure(run.click(aux_image, [image, mdm, img_seed], [fwd, rev, img_summary], api_name="aux_image"),
                      [fwd, rev, img_summary])
     gr.Markdown("### Bits/dim\nSame U-Net, same steps and batch for every diffusion (README: how these were "

@@ -5,7 +5,6 @@ Text is DejaVu Sans (matplotlib's own font) at FONT_PX ≥ 13 px, so ≥ 10 px e
 picture to 80 %."""
 from __future__ import annotations
 
-from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -16,9 +15,8 @@ from .pictures import DISPLAY, signed
 FONT_PX = 14
 
 
-@lru_cache(maxsize=4)
 def font(px: int = FONT_PX) -> ImageFont.FreeTypeFont:
-    return dejavu(px)
+    return dejavu(px)            # cached there
 
 
 def _colour_bar(vmax: float, height: int, width: int = 16) -> Image.Image:

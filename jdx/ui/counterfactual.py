@@ -119,7 +119,6 @@ def _split(args, n_classes: int):
     return args, None, None
 
 
-NEW_PICTURE = "The picture or the model changed: press **Make counterfactual** (or release a slider) for a new edit."
 EDITING = "Editing the picture toward the target…"   # shown at once on a press (the page's own first press too)
 CF_CONCURRENCY = 32           # handlers mostly wait for the compute thread; more in flight → bigger shared passes
 
@@ -232,7 +231,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     outputs = [compare, diff, bars, strip, summary]
     models.follow_T(model_box, t_star)
     # A new picture (or model) makes the shown edit someone else's: clear it in the browser, and say so.
-    clear_when([image.change, model_box.change], outputs, NEW_PICTURE)
+    clear_when([image.change, model_box.change], outputs, "**Make counterfactual** (or release a slider)")
     presses = [run.click, t_star.release, scale.release, lam.release] + [s.release for s in sliders]
     # Said in the browser on the press itself, and the progress bar stays on the pictures: "press Make
     # counterfactual" stood there while the first visit's own press ran, and the bar drawn over the old verdict

@@ -50,11 +50,13 @@ def clear_on_failure(event, outputs: Sequence[gr.components.Component]):
     return event
 
 
-def clear_when(triggers: list, outputs: Sequence[gr.components.Component], note: str) -> None:
+def clear_when(triggers: list, outputs: Sequence[gr.components.Component], press: str) -> None:
     """Empty a view's answer in the browser (no request) when one of `triggers` fires — its picture or model
-    changed — and put `note` (what to press) in the last output, the view's summary. The views that do not
-    rerun on their own showed the previous picture's answer, or another model's, with no word (walkthrough)."""
+    changed — and say in the last output, the view's summary, what to `press` (Markdown) for a new one. The
+    views that do not rerun on their own showed the previous picture's answer, or another model's, with no
+    word (walkthrough)."""
     outputs = list(outputs)
+    note = f"The picture or the model changed: press {press} for the new answer."
     js = "() => [" + "null, " * (len(outputs) - 1) + json.dumps(note) + "]"
     gr.on(triggers, None, None, outputs, js=js, queue=False, api_visibility="private", show_progress="hidden")
 

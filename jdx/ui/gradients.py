@@ -80,7 +80,6 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
     run = gr.Button("Show gradients", variant="primary", elem_id="gradients-btn")
     models.follow_T(model_box, t)
     outputs = [x_t, x0, eps_fig, score_fig, summary]
-    clear_when([image.change, model_box.change], outputs,
-               "The picture or the model changed: press **Show gradients** for the new answer.")
+    clear_when([image.change, model_box.change], outputs, "**Show gradients**")
     clear_on_failure(follow([run.click, t.release, target.change, scale.release], models.if_image(gradients, 5),
                             [model_box, image, t, target, scale, seed], outputs, api_name="gradients"), outputs)

@@ -206,14 +206,9 @@ def use_drawing(sketch: dict | None) -> Image.Image:
     if rgba.getchannel("A").getextrema()[1] == 0:
         raise gr.Error("The canvas is empty: draw something first.")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    drawing = Image.alpha_composite(white, rgba).convert("L")
-    # A white margin: the preparation reads the background from the picture's border, and a stroke along the
-    # canvas edge made that border half black — the drawing was then suppressed as background (walkthrough: a
-    # big filled garment came out as a thin strip). The crop removes the margin again.
-    margin = max(8, drawing.width // 16)
-    framed = Image.new("L", (drawing.width + 2 * margin, drawing.height + 2 * margin), 255)
-    framed.paste(drawing, (margin, margin))
-    return framed
+    # A stroke along the canvas edge is fine: the preparation's background fit leaves border pixels that belong
+    # to the drawing out (jdx.photo.border_plane).
+    return Image.alpha_composite(white, rgba).convert("L")
 
 
 FIRST_EXAMPLE = "7-sneaker-0.png"       # loaded when the page opens: a first-time visitor sees answers at once

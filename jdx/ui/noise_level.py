@@ -135,7 +135,6 @@ def build(model_box: gr.Dropdown, image: gr.Image) -> None:
         bpd_fig = gr.Plot(label="bits/dim", show_label=False)
     grad_fig = gr.Plot(label="gradient", show_label=False)
     outputs = [x_t, x0_cdm, x0_ddm, level_fig, grad_fig, bpd_fig, summary]
-    clear_when([image.change, model_box.change], outputs,
-               "The picture or the model changed: press **Classify the noise level** for the new answer.")
+    clear_when([image.change, model_box.change], outputs, "**Classify the noise level**")
     clear_on_failure(follow([run.click, t.release, cdm.change], models.if_image(noise_level, 7),
                             [model_box, image, cdm, t, seed], outputs, api_name="noise_level"), outputs)

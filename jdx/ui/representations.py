@@ -267,8 +267,7 @@ def build(model_box: gr.Dropdown, image: gr.Image, default_model) -> None:
                          y_lim=[0.5, 1], height=240, tooltip="all", elem_id="rep-probe-curve",
                          title="linear probe on the chosen block: test accuracy over t (a heat map row)",
                          label="probe accuracy over t", show_label=False)
-    clear_when([image.change, model_box.change], [maps, pca, summary],
-               "The picture or the model changed: press **Show the representation** for the new answer.")
+    clear_when([image.change, model_box.change], [maps, pca, summary], "**Show the representation**")
     event = follow([run.click, t.change, block.change], models.if_image(representations, 3),
                    [model_box, image, block, t, seed], [maps, pca, summary], api_name="representations")
     clear_on_failure(event, [maps, pca, summary])
