@@ -170,6 +170,10 @@ def test_diffusion_only_model_explains_what_it_cannot_do(client, images):
     r = client.predict("tiny-ddpm", handle_file(str(images["square"])), "pure noise", 50, "ddim", 5, "no guidance", 0,
                        0, api_name="/denoise")
     assert r[4] is None                                               # no classifier: no probability plot
+    # The Counterfactual tab's first visit presses its button: the reason goes into the summary, not a red error.
+    *pictures, summary = client.predict("tiny-ddpm", handle_file(str(images["square"])), 40, 30, 0, 1,
+                                        api_name="/counterfactual")
+    assert pictures == [None] * 4 and "no classifier" in summary
 
 
 def test_toy_playground(client):

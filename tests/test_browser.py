@@ -357,6 +357,11 @@ def test_a_diffusion_only_model_raises_no_error_from_hidden_tabs(page):
     # Predict's emptied panes say why (the notice fades).
     expect(page.locator("#predict-ood")).to_contain_text("diffusion-only model", timeout=30_000)
     expect(page.locator("#model-info")).to_contain_text("thread")
+    # A tab that needs a classifier says why in its own pane when pressed (its first visit presses it).
+    tab(page, "Counterfactual")
+    page.locator("#cf-btn").click()
+    expect(page.locator("#cf-summary")).to_contain_text("no classifier", timeout=30_000)
+    no_error(page)
     picker.click()
     page.get_by_role("option", name="fmnist-joint").click()
     expect(top_class(page)).to_have_text("Dress", timeout=60_000)

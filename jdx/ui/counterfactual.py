@@ -129,8 +129,12 @@ GUIDE_WORDS = {"x_t": "noisy classifier on x_t", "shifted": "noisy classifier, m
 def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: float = DEFAULT.scale,
                    seed: int = 0, *args, method: str | None = None, lam: float | None = None,
                    progress=gr.Progress()):
-    """→ ((before, after) pair, difference map, probability bars, trajectory strip, summary with both verdicts)."""
-    model = compute.run(lambda: models.require_classifier(models.get(model_name)))
+    """→ ((before, after) pair, difference map, probability bars, trajectory strip, summary with both verdicts).
+    A model with no classifier gets empty pictures and the reason in the summary: the tab's first visit presses
+    the button, and a red error was the first thing a visitor saw there with a diffusion-only model picked."""
+    model = compute.run(lambda: models.get(model_name))
+    if (why := models.no_classifier(model)) is not None:
+        return None, None, None, None, f"*{why}*"
     x = models.image_input(model, image)          # here, not in the batch: a bad upload fails alone
     names = model.info.class_names
     weights, m, l = _split(args, len(names))

@@ -56,6 +56,8 @@ label[data-testid="block-label"].float { position: relative !important; top: 0 !
 #predict-stages .thumbnail-item img { image-rendering: pixelated; }
 #predict-stages .caption-label { font-size: 11px !important; max-width: 96% !important; padding: 1px 4px !important; }
 #predict-stages .icon-button-wrapper { display: none !important; }
+/* The GIF's file box before an export: Gradio's empty state is 236 px tall, a blank column beside its button. */
+#gif-file .empty { min-height: 0 !important; height: 72px !important; }
 /* Markdown tables break words anywhere ("diffusio / n"): break between words only. */
 .prose table th, .prose table td { word-break: normal !important; overflow-wrap: normal !important; }
 """

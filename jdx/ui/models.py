@@ -91,10 +91,17 @@ def get(name: str, directory: Path | None = None, on: str | None = None) -> nn.M
             raise gr.Error(str(e)) from e
 
 
+def no_classifier(model: nn.Module) -> str | None:
+    """Why MODEL cannot classify, or None when it can."""
+    if supports(model, Classifier):
+        return None
+    return (f"{model.info.name} is a diffusion-only model: it has no classifier. "
+            "Pick a joint model (e.g. fmnist-joint) for predictions, guidance and counterfactuals.")
+
+
 def require_classifier(model: nn.Module) -> nn.Module:
-    if not supports(model, Classifier):
-        raise gr.Error(f"{model.info.name} is a diffusion-only model: it has no classifier. "
-                       "Pick a joint model (e.g. fmnist-joint) for predictions, guidance and counterfactuals.")
+    if (why := no_classifier(model)) is not None:
+        raise gr.Error(why)
     return model
 
 
