@@ -390,7 +390,7 @@ def cmd_attribute(args) -> None:
 
 def cmd_counterfactual(args) -> None:
     from .counterfactual import counterfactual
-    from .second_opinion import find_judge, verdict
+    from .second_opinion import find_judge, real_scale, verdict
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
     names = model.info.class_names
@@ -426,6 +426,8 @@ def cmd_counterfactual(args) -> None:
                    "p_target_separate": None if p_sep is None else float(p_sep[k]),
                    "probs_separate": None if p_sep is None else [round(float(p), 6) for p in p_sep],
                    "agree": v.agree, "weak": v.weak, "invisible": v.invisible, "missed": v.missed,
+                   # how far real images of the two classes lie apart: (5th percentile, median) L1, for scale
+                   "real_scale": real_scale(names, v.before, v.joint),
                    "warnings": v.warnings,
                    # adaptive: the ladder rung it stopped at; best-of: the candidate kept and whether it was held
                    "rung": None if cf.rung is None else int(cf.rung[0]),
@@ -440,6 +442,9 @@ def cmd_counterfactual(args) -> None:
                   f"{row['p_target_after']:.1%}, mean |Δ| {row['l1']:.3f}); {second} → {target_path}")
             for warning in v.warnings:
                 print(f"  warning: {warning}")
+            if row["real_scale"] is not None:
+                print(f"  for scale: a real {v.before} lies {row['real_scale'][1]:.3f} from the nearest real {v.joint} "
+                      f"(median; 95 % farther than {row['real_scale'][0]:.3f})")
 
 
 def cmd_trajectory(args) -> None:

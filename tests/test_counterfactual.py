@@ -505,3 +505,20 @@ def test_target_distance(model, x, shapes_dir):
     dist = torch.cdist(features(model, x), refs.features)
     brute = sum(w[0, c] * dist[:, refs.labels == c].sort(1).values[:, :10].mean(1) for c in range(2))
     assert torch.allclose(target_distance(model, x, w), brute, atol=1e-4)
+
+
+def test_the_page_gives_a_scale_from_real_images_of_the_pair():
+    """bench/real_distances.py's table: how far real Fashion-MNIST images of one class lie from the nearest real
+    image of another; the page prints it beside the edit's own size."""
+    pytest.importorskip("gradio")
+    import numpy as np
+    from jdx.second_opinion import real_scale
+    from jdx.ui.counterfactual import verdicts
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    p5, median = real_scale(names, "Sneaker", "Bag")
+    assert 0.03 < p5 < median < 0.3
+    assert real_scale(names, "Bag", "Bag") is None and real_scale(names[::-1], "Bag", "Coat") is None
+    w, p0, p1 = np.eye(10)[8], np.eye(10)[7] * 0.9 + 0.01, np.eye(10)[8] * 0.9 + 0.01
+    shown = verdicts(names, w, p0, p1, p1, l1=0.04)
+    assert "✓" in shown and f"mean |Δ| 0.040; a real Sneaker lies {median:.3f} from the nearest real Bag" in shown
+    assert "For scale" not in verdicts(names, w, p0, p0, p0, l1=0.04)          # not flipped: nothing to compare

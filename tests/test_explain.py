@@ -111,3 +111,34 @@ def test_batcher_keeps_models_apart_and_reports_errors():
     failing = compute.Batcher(lambda key, x: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         failing("m", torch.zeros(1, 2))
+
+
+def test_a_big_batch_runs_in_two_halves_side_by_side_where_two_teams_fit():
+    """On a 2-core CPU the class's batches split across the compute thread and a helper, each row still its
+    own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jdx.ui import compute
+    gate, seen = threading.Event(), set()
+
+    def fn(key, x):
+        seen.add(threading.current_thread().name)
+        return x * key
+
+    compute.run(lambda: None)
+    old = compute._split
+    compute._split = True
+    try:
+        blocker = compute._EXECUTOR.submit(gate.wait)
+        batcher = compute.Batcher(fn)
+        with ThreadPoolExecutor(12) as pool:
+            futures = [pool.submit(batcher, 3, torch.full((1, 2), float(i))) for i in range(12)]
+            while len(batcher._pending) < 12:
+                threading.Event().wait(0.01)
+            gate.set()
+            results = [f.result() for f in futures]
+        blocker.result()
+    finally:
+        compute._split = old
+    assert all(torch.equal(r, torch.full((1, 2), 3.0 * i)) for i, r in enumerate(results))
+    assert batcher.batch_sizes == [12] and len(seen) == 2     # both threads ran a half
