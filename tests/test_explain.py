@@ -85,21 +85,28 @@ def test_set_threads_reaches_the_compute_thread_after_it_ran():
         compute.set_threads(before)
 
 
-def test_batcher_serves_each_caller_its_own_row_in_shared_batches():
+def piled_up(batcher, key, n: int) -> list:
+    """n callers that arrive while the compute thread is busy, so they wait together; their answers in order."""
     from concurrent.futures import ThreadPoolExecutor
 
     from jdx.ui import compute
     gate = threading.Event()
     compute.run(lambda: None)
     blocker = compute._EXECUTOR.submit(gate.wait)            # hold the compute thread so callers pile up
-    batcher = compute.Batcher(lambda key, x: x * key)
-    with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(batcher, 10, torch.full((1, 3), float(i))) for i in range(8)]
-        while len(batcher._pending) < 8:
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(batcher, key, torch.full((1, 3), float(i))) for i in range(n)]
+        while len(batcher._pending) < n:
             threading.Event().wait(0.01)
         gate.set()
         results = [f.result() for f in futures]
     blocker.result()
+    return results
+
+
+def test_batcher_serves_each_caller_its_own_row_in_shared_batches():
+    from jdx.ui import compute
+    batcher = compute.Batcher(lambda key, x: x * key)
+    results = piled_up(batcher, 10, 8)
     assert all(torch.equal(r, torch.full((1, 3), 10.0 * i)) for i, r in enumerate(results))
     assert batcher.batch_sizes == [8]                          # one forward pass served all eight
 
@@ -116,29 +123,19 @@ def test_batcher_keeps_models_apart_and_reports_errors():
 def test_a_big_batch_runs_in_two_halves_side_by_side_where_two_teams_fit():
     """On a 2-core CPU the class's batches split across the compute thread and a helper, each row still its
     own answer."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from jdx.ui import compute
-    gate, seen = threading.Event(), set()
+    seen = set()
 
     def fn(key, x):
         seen.add(threading.current_thread().name)
         return x * key
 
-    compute.run(lambda: None)
     old = compute._split
     compute._split = True
     try:
-        blocker = compute._EXECUTOR.submit(gate.wait)
         batcher = compute.Batcher(fn)
-        with ThreadPoolExecutor(12) as pool:
-            futures = [pool.submit(batcher, 3, torch.full((1, 2), float(i))) for i in range(12)]
-            while len(batcher._pending) < 12:
-                threading.Event().wait(0.01)
-            gate.set()
-            results = [f.result() for f in futures]
-        blocker.result()
+        results = piled_up(batcher, 3, 12)
     finally:
         compute._split = old
-    assert all(torch.equal(r, torch.full((1, 2), 3.0 * i)) for i, r in enumerate(results))
+    assert all(torch.equal(r, torch.full((1, 3), 3.0 * i)) for i, r in enumerate(results))
     assert batcher.batch_sizes == [12] and len(seen) == 2     # both threads ran a half
