@@ -52,6 +52,10 @@ def test_every_method_gives_a_signed_map_at_model_resolution(model, x30, method)
     assert maps.shape == (2, 16, 16) and maps.dtype == torch.float32 and torch.isfinite(maps).all()
     assert torch.equal(k, model.classify(x30[:2], 0).argmax(1))
     assert maps.abs().sum() > 0
+    np.random.seed(0)                      # whatever state NumPy's and torch's global generators are left in …
+    torch.rand(3)
+    again, _ = attribute(model, x30[:2], None, method)
+    assert torch.equal(maps, again)        # … the same picture gives the same map (captum draws from NumPy)
 
 
 def test_the_check_fails_a_map_that_outlines_the_input(model, x30):
