@@ -520,5 +520,8 @@ def test_the_page_gives_a_scale_from_real_images_of_the_pair():
     assert real_scale(names, "Bag", "Bag") is None and real_scale(names[::-1], "Bag", "Coat") is None
     w, p0, p1 = np.eye(10)[8], np.eye(10)[7] * 0.9 + 0.01, np.eye(10)[8] * 0.9 + 0.01
     shown = verdicts(names, w, p0, p1, p1, l1=0.04)
-    assert "✓" in shown and f"mean |Δ| 0.040; a real Sneaker lies {median:.3f} from the nearest real Bag" in shown
+    assert "✓" in shown and f"a real Sneaker lies L1 {median:.3f} from the nearest real Bag" in shown
+    assert "L1 0.040 is smaller than 95 % of real pairs: it may still look like a Sneaker" in shown
+    assert "is 3.0× the median pair" in verdicts(names, w, p0, p1, p1, l1=3 * median)
+    assert "is between the two" in verdicts(names, w, p0, p1, p1, l1=(p5 + median) / 2)
     assert "For scale" not in verdicts(names, w, p0, p0, p0, l1=0.04)          # not flipped: nothing to compare

@@ -88,9 +88,11 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
         # A scale, not a verdict: beside a ✓, a 0.040 edit toward Bag that still looked like a sneaker read as an
         # explanation (walkthrough); as a threshold the same numbers flagged 43 % of edits without telling apart
         # the ones an outside classifier disbelieves, so the page gives the numbers and the person looks.
-        lines.append(f"For scale: this edit changed mean |Δ| {l1:.3f}; a real {v.before} lies {scale[1]:.3f} from "
-                     f"the nearest real {v.joint} (median; 95 % farther than {scale[0]:.3f}). Look at the pictures: "
-                     f"an edit much smaller than real pairs differ may still look like {with_article(v.before)}.")
+        p5, median = scale
+        size = ("smaller than 95 % of real pairs: it may still look like " + with_article(v.before) if l1 < p5 else
+                f"{l1 / median:.1f}× the median pair" if l1 >= median else "between the two")
+        lines.append(f"For scale: a real {v.before} lies L1 {median:.3f} from the nearest real {v.joint} (median; 95 % "
+                     f"farther than {p5:.3f}). This edit's L1 {l1:.3f} is {size}.")
     return "  \n".join(lines)
 
 
