@@ -117,7 +117,8 @@ def fashion_mnist_view(img: Image.Image, shadow_floor: float = 0.10, shadow_frac
     side = max(ch, cw)
     box = ((side - cw) // 2, (side - ch) // 2, (side - cw) // 2 + cw, (side - ch) // 2 + ch)
     square = _square(fg, side, box, 0.0)
-    steps.append(f"padded to a {side}×{side} square, centred (the longer side fills the frame, as in Fashion-MNIST)")
+    steps.append(f"padded to a {side}×{side} square, centred (the longer side fills the frame, as in Fashion-MNIST)"
+                 if ch != cw else f"already square ({side}×{side}): no padding")
     stages.append(("square", _small(np.asarray(square))))
     return PhotoSteps(square, inverted, crop, box, steps, stages)
 

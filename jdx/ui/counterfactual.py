@@ -215,7 +215,9 @@ def build(model_box: gr.Dropdown, image: gr.Image, class_names: list[str]) -> No
                                  elem_id=f"cf-w{k}") for k, name in enumerate(class_names)]
         with gr.Column(scale=2):
             with gr.Row():
-                method = gr.Dropdown(list(METHODS), value=DEFAULT.method, label="method", elem_id="cf-method")
+                # Picking a method resets t*, s and λ to its defaults (method_defaults): said where it happens.
+                method = gr.Dropdown(list(METHODS), value=DEFAULT.method, label="method", elem_id="cf-method",
+                                     info="sets t*, s and λ to the method's defaults")
                 t_star = gr.Slider(10, models.T_of(model_box.value), value=DEFAULT.t_star, step=10, label="how much may change: t*")
                 scale = gr.Slider(0, 800, value=DEFAULT.scale, step=5, label="guidance scale s")
                 # Up to 5, not 20: the pull is λ·sign(x̂₀ − x) on every pixel, and beyond ~2 it jitters pixels

@@ -69,7 +69,8 @@ STEPS = [
          "Which noise levels are hard to tell apart, and why would that be?"),
     Step("7 · How likely is this image?",
          "Adding up what the noise-level classifier knows over all t gives the image's likelihood, in bits per "
-         "dimension (bpd): fewer bits means the model finds the image more typical.",
+         "dimension (bpd): fewer bits means the model compresses the image better. That is not the same as "
+         "\"looks like clothes\": simple pictures (flat shapes, a drawing) get few bits under any model.",
          "Load different garments (or upload your own): the red line is the image among the test images' "
          "bits/dim; the sentence gives the number.",
          "Would a photo of a cat get more or fewer bits than a shirt? Why?"),

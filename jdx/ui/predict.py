@@ -109,7 +109,11 @@ def predict(model_name: str, image):
     probs, features = _BATCHED(model_name, x)
     probs = probs[0].numpy()
     note = compute.run(lambda: ood_note(model, x, features))
-    done = "; ".join(prep.steps) if prep.steps else "nothing: the upload already looks like the training images"
+    # "Nothing" is about the format (size, grey levels, background), not the content: "already looks like the
+    # training images" stood under "⚠ unlike the training data" for a gallery example (walkthrough).
+    done = ("; ".join(prep.steps) if prep.steps else
+            "nothing: it already has the training images' format ({0}×{0} pixels, dark background)".format(
+                model.info.data.get("image_size")))
     return ({n: float(p) for n, p in zip(model.info.class_names, probs)},
             f"{note}\n\n**What was done to your upload:** {done}.")
 
