@@ -46,8 +46,8 @@ STEPS = [
          "Why is the guess blurry at large t rather than wrong in one sharp way?"),
     Step("3 · One step back",
          "Generation undoes the noise a little at a time. One DDIM step from t to t − Δ keeps the guess x̂₀ and "
-         "puts back a smaller amount of the predicted noise: x_{t−Δ} = √ᾱ_{t−Δ} · x̂₀ + √(1−ᾱ_{t−Δ}) · ε̂.",
-         "Left to right: x_t, x̂₀, and x_{t−Δ}: a bigger Δ jumps further toward x̂₀ in one step.",
+         "puts back a smaller amount of the predicted noise: with t′ = t − Δ, x_t′ = √ᾱ_t′ · x̂₀ + √(1−ᾱ_t′) · ε̂.",
+         "Left to right: x_t, x̂₀, and x_t′ one step later: a bigger Δ jumps further toward x̂₀ in one step.",
          "If one big step lands on x̂₀, why do samplers take 50 small ones?"),
     Step("4 · Guidance: steering toward a class",
          "The same network also classifies noisy images. Adding the gradient of log p(class | x_t) to the "
