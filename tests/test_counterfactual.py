@@ -234,6 +234,7 @@ def test_app_handler_with_each_method(tiny_joint, shapes_dir, app_checkpoints, m
     assert diff.width > diff.height + 20                                # the map and its colour bar beside it
     assert strip is not None and not _has_colour(bars, ORANGE)          # no judge in the folder: no orange ticks
     assert "Joint model" in summary and "no second opinion" in summary    # no separate classifier in the folder
+    assert ("of the pixels; every pixel outside it is your input's" in summary) == (method == "ace")
 
 
 def test_verdicts_warn_in_words():
