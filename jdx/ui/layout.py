@@ -254,7 +254,7 @@ def build(default: str | None = None) -> gr.Blocks:
                 with gr.Accordion("…or draw one", open=False, elem_id="draw-accordion") as draw_box:
                     gr.Markdown("Draw a garment as a filled silhouette (a T-shirt, trousers, a shoe, a bag): the "
                                 "model knows clothes, not line drawings. The thick brush fills fast; the canvas is "
-                                "shrunk to 28×28 pixels.", elem_id="draw-hint")
+                                "shrunk to 28×28 pixels. Then press **Use this drawing**.", elem_id="draw-hint")
                     sketch = gr.Sketchpad(type="pil", label="draw (dark on light)", show_label=False,
                                           canvas_size=(280, 280), height=380, layers=False, elem_id="sketch",
                                           brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=24))
