@@ -37,7 +37,7 @@ SHORT = {"noisy gradient × input": "noisy grad × input", "Integrated Gradients
 
 
 def _verdict(label: str) -> str:
-    """'passes the randomisation check (ρ 0.27 head / 0.16 all re-drawn)' → 'passes: ρ 0.27 / 0.16' (a panel title)."""
+    """'passes the randomisation check (ρ 0.36 head / 0.17 all re-drawn)' → 'passes: ρ 0.36 / 0.17' (a panel title)."""
     return (label.replace(" the randomisation check (ρ ", ": ρ ").replace(" head / ", " / ")
             .replace(" all re-drawn)", ""))
 
