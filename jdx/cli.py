@@ -390,7 +390,7 @@ def cmd_attribute(args) -> None:
 
 def cmd_counterfactual(args) -> None:
     from .counterfactual import counterfactual
-    from .second_opinion import find_judge, real_scale, verdict
+    from .second_opinion import find_judge, real_scale, scale_words, verdict
     device = _seed_and_device(args)
     model = load_model(args.ckpt, device, args.verify)
     names = model.info.class_names
@@ -442,9 +442,8 @@ def cmd_counterfactual(args) -> None:
                   f"{row['p_target_after']:.1%}, mean |Δ| {row['l1']:.3f}); {second} → {target_path}")
             for warning in v.warnings:
                 print(f"  warning: {warning}")
-            if row["real_scale"] is not None:
-                print(f"  for scale: a real {v.before} lies {row['real_scale'][1]:.3f} from the nearest real {v.joint} "
-                      f"(median; 95 % farther than {row['real_scale'][0]:.3f})")
+            if v.flipped and (words := scale_words(names, v.before, v.joint, row["l1"])) is not None:
+                print(f"  for scale: {words}")
 
 
 def cmd_trajectory(args) -> None:

@@ -4,7 +4,8 @@ model's, and the warnings in words when the edit should not be trusted. The CLI 
   judge_name(folder, class_names, image_size, channels)  the folder's classifier checkpoint for these data;
   find_judge(model, folder=None)                           → that classifier loaded, or None;
   verdict(names, w, p_before, p_after, p_separate, l1)     → Verdict (the two verdicts and the warnings);
-  real_scale(names, before, after)                         → how far real `before` images lie from real `after`.
+  real_scale(names, before, after)                         → how far real `before` images lie from real `after`;
+  scale_words(names, before, after, l1)                    → that, and where an edit of size l1 falls, in words.
 """
 from __future__ import annotations
 
@@ -101,6 +102,18 @@ def real_scale(names: Sequence[str], before: str, after: str) -> tuple[float, fl
         return None
     a, b = list(names).index(before), list(names).index(after)
     return float(table["p5"][a][b]), float(table["median"][a][b])
+
+
+def scale_words(names: Sequence[str], before: str, after: str, l1: float) -> str | None:
+    """real_scale in a sentence, with where an edit of size l1 falls; None where not measured. The page and the
+    CLI say the same."""
+    if (scale := real_scale(names, before, after)) is None:
+        return None
+    p5, median = scale
+    size = ("smaller than 95 % of real pairs: it may still look like " + with_article(before) if l1 < p5 else
+            f"{l1 / median:.1f}× the median pair" if l1 >= median else "between the two")
+    return (f"a real {before} lies L1 {median:.3f} from the nearest real {after} (median; 95 % farther than "
+            f"{p5:.3f}). This edit's L1 {l1:.3f} is {size}.")
 
 
 def verdict(names: Sequence[str], w, p_before, p_after, p_separate, l1: float) -> Verdict:

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from ..counterfactual import ACCEPT_DRAWS, ACCEPT_P, ACCEPT_T, CANDIDATES, DEFAULT, LADDER, METHODS, PER_METHOD
-from ..second_opinion import ADVERSARIAL, judge_name, real_scale, targeted, verdict, with_article
+from ..second_opinion import ADVERSARIAL, judge_name, scale_words, targeted, verdict, with_article
 from ..viz import trajectory_strip
 from . import batches, compute, models
 from .composites import probability_bars, signed_with_scale
@@ -84,21 +84,22 @@ def verdicts(names, w, p0, p1, p_sep, l1: float, ood: bool = False) -> str:
                          f"{p_sep.max():.0%}{mix}: **a weak second opinion**, not a convincing {v.joint}.")
         else:
             lines.append(f"✓ Both classifiers call the result **{v.joint}**{mix}.")
-    if v.flipped and (scale := real_scale(names, v.before, v.joint)) is not None:
+    if v.flipped and (words := scale_words(names, v.before, v.joint, l1)) is not None:
         # A scale, not a verdict: beside a ✓, a 0.040 edit toward Bag that still looked like a sneaker read as an
         # explanation (walkthrough); as a threshold the same numbers flagged 43 % of edits without telling apart
         # the ones an outside classifier disbelieves, so the page gives the numbers and the person looks.
-        p5, median = scale
-        size = ("smaller than 95 % of real pairs: it may still look like " + with_article(v.before) if l1 < p5 else
-                f"{l1 / median:.1f}× the median pair" if l1 >= median else "between the two")
-        lines.append(f"For scale: a real {v.before} lies L1 {median:.3f} from the nearest real {v.joint} (median; 95 % "
-                     f"farther than {p5:.3f}). This edit's L1 {l1:.3f} is {size}.")
+        lines.append(f"For scale: {words}")
     return "  \n".join(lines)
 
 
-def method_note(method: str, rung, t_star: int, scale: float, lam: float, target: str, held=None) -> str:
-    """What adaptive and best-of did for this image (cf.rung): adaptive's result equals dime's whenever its
-    first rung is accepted, and the page said nothing, so the two looked like one method."""
+def method_note(method: str, rung, t_star: int, scale: float, lam: float, target: str, held=None, mask=None) -> str:
+    """What adaptive, best-of and ace did for this image (cf.rung, cf.held, cf.mask): adaptive's result equals
+    dime's whenever its first rung is accepted, and the page said nothing, so the two looked like one method."""
+    if method == "ace" and mask is not None:
+        # "everything else stays exactly as it was" read as a small edit beside a map that was pink all over: at
+        # ace's λ 0 the first edit's mask held 89 % of the sneaker example's pixels (walkthrough 6).
+        return (f"ace redid the edit inside the mask of where its first edit changed: "
+                f"{float(mask.float().mean()):.0%} of the pixels; every pixel outside it is your input's.\n\n")
     if rung is None or method not in ("adaptive", "best-of"):
         return ""
     r = int(rung)
@@ -192,12 +193,7 @@ def counterfactual(model_name: str, image, t_star: int = DEFAULT.t_star, scale: 
     asked = targeted(names, w)
     note = method_note(method, None if cf.rung is None else cf.rung[0], t_star, scale, lam,
                        asked[0] if len(asked) == 1 else "the target's classes",
-                       None if cf.held is None else cf.held[0])
-    if method == "ace" and cf.mask is not None:
-        # "everything else stays exactly as it was" read as a small edit beside a map that was pink all over: at
-        # ace's λ 0 the first edit's mask held 89 % of the sneaker example's pixels (walkthrough 6).
-        note += (f"ace redid the edit inside the mask of where its first edit changed: "
-                 f"{float(cf.mask[0].float().mean()):.0%} of the pixels; every pixel outside it is your input's.\n\n")
+                       None if cf.held is None else cf.held[0], None if cf.mask is None else cf.mask[0])
     summary = chosen + summary + note + (f"{warning}\n\n" if warning else "") + verdicts(names, w, p0, p1, p_sep, l1,
                                                                                  ood=bool(warning))
     return ((big(cf.x[0]), big(cf.x_cf[0])), signed_with_scale(diff, "x_cf − x: red brighter, blue darker"),
